@@ -1,0 +1,345 @@
+/*
+ * weir-capture - run one experiment's pipeline over trace files.
+ *
+ * The experiment is one JSON document (--config); tcpdump-like flags
+ * build the same document, or amend a loaded one.  -n prints the
+ * effective, policy-merged document and exits, like bgpd -n.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "weir/log.h"
+#include "capture/pipeline.h"
+
+#define EXIT_RUNTIME	1
+#define EXIT_USAGE	2
+
+static volatile int stop_flag;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: weir-capture [-nqv] [-r file]... [-w file] [-F pcap|pcapng] [-s snaplen]\n"
+"                    [-c count] [-C megabytes] [-G seconds] [-W files]\n"
+"                    [--config exp.json] [--policy policy.json] [--nano]\n"
+"                    [--anon-key keyfile] [--headers-only] [--counters file]\n"
+"                    [--meta] [--zstd] [--summary file] [filter expression]\n");
+}
+
+enum {
+	OPT_CONFIG = 256, OPT_POLICY, OPT_NANO, OPT_ANON, OPT_HDRS,
+	OPT_COUNTERS, OPT_SUMMARY, OPT_META, OPT_ZSTD, OPT_HELP
+};
+
+static const struct option longopts[] = {
+	{ "config",	required_argument, NULL, OPT_CONFIG },
+	{ "policy",	required_argument, NULL, OPT_POLICY },
+	{ "nano",	no_argument,	   NULL, OPT_NANO },
+	{ "anon-key",	required_argument, NULL, OPT_ANON },
+	{ "headers-only", no_argument,	   NULL, OPT_HDRS },
+	{ "counters",	required_argument, NULL, OPT_COUNTERS },
+	{ "summary",	required_argument, NULL, OPT_SUMMARY },
+	{ "meta",	no_argument,	   NULL, OPT_META },
+	{ "zstd",	no_argument,	   NULL, OPT_ZSTD },
+	{ "help",	no_argument,	   NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 }
+};
+
+static json_t *
+load_json(const char *path, const char *what)
+{
+	json_error_t je;
+	json_t *j;
+
+	j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	if (j == NULL) {
+		log_err("%s '%s': line %d column %d: %s", what, path, je.line,
+		    je.column, je.text);
+		exit(EXIT_USAGE);
+	}
+	if (!json_is_object(j)) {
+		log_err("%s '%s': must be a JSON object", what, path);
+		exit(EXIT_USAGE);
+	}
+	return j;
+}
+
+static long long
+numarg(const char *s, const char *opt, long long min, long long max)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end != '\0' || end == s || v < min || v > max) {
+		log_err("option %s: '%s' must be a number in %lld..%lld", opt,
+		    s, min, max);
+		exit(EXIT_USAGE);
+	}
+	return v;
+}
+
+static int
+has_suffix(const char *s, const char *suf)
+{
+	size_t a = strlen(s), b = strlen(suf);
+
+	return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct weir_pipeline pl;
+	struct weir_err err = { "" };
+	json_t *exp = NULL, *policy = NULL, *inputs, *stages, *prepend;
+	json_t *out = NULL, *trunc = NULL, *rotate, *summary;
+	const char *wfile = NULL, *format = NULL, *summary_path = NULL;
+	const char *anon_key = NULL, *counters = NULL;
+	long long snaplen = -1, count = -1, csize = 0, gsecs = 0, wfiles = 0;
+	int print_only = 0, nano = 0, hdrs = 0, meta = 0, zstd = 0;
+	int verbosity = WEIR_LOG_WARN, ch, rc, status = 0;
+	char *filter = NULL;
+	size_t flen;
+	int i;
+
+	weir_log_init("weir-capture", WEIR_LOG_WARN);
+	inputs = json_array();
+	while ((ch = getopt_long(argc, argv, "r:w:F:s:c:C:G:W:nqvh", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'r':
+			json_array_append_new(inputs, json_pack("{s:s}",
+			    "path", optarg));
+			break;
+		case 'w':
+			wfile = optarg;
+			break;
+		case 'F':
+			if (strcmp(optarg, "pcap") && strcmp(optarg, "pcapng")) {
+				log_err("option -F: '%s' must be 'pcap' or "
+				    "'pcapng'", optarg);
+				return EXIT_USAGE;
+			}
+			format = optarg;
+			break;
+		case 's':
+			snaplen = numarg(optarg, "-s", 0, 262144);
+			break;
+		case 'c':
+			count = numarg(optarg, "-c", 1, INT64_MAX);
+			break;
+		case 'C':
+			csize = numarg(optarg, "-C", 1, 1000000);
+			break;
+		case 'G':
+			gsecs = numarg(optarg, "-G", 1, 86400 * 366);
+			break;
+		case 'W':
+			wfiles = numarg(optarg, "-W", 1, 1000000);
+			break;
+		case 'n':
+			print_only = 1;
+			break;
+		case 'q':
+			verbosity = WEIR_LOG_ERR;
+			break;
+		case 'v':
+			verbosity++;
+			break;
+		case OPT_CONFIG:
+			exp = load_json(optarg, "config");
+			break;
+		case OPT_POLICY:
+			policy = load_json(optarg, "policy");
+			break;
+		case OPT_NANO:
+			nano = 1;
+			break;
+		case OPT_ANON:
+			anon_key = optarg;
+			break;
+		case OPT_HDRS:
+			hdrs = 1;
+			break;
+		case OPT_COUNTERS:
+			counters = optarg;
+			break;
+		case OPT_SUMMARY:
+			summary_path = optarg;
+			break;
+		case OPT_META:
+			meta = 1;
+			break;
+		case OPT_ZSTD:
+			zstd = 1;
+			break;
+		case 'h':
+		case OPT_HELP:
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	weir_log_init("weir-capture", verbosity > WEIR_LOG_DEBUG ?
+	    WEIR_LOG_DEBUG : verbosity);
+
+	/* The flags amend (or make) the experiment document. */
+	if (exp == NULL)
+		exp = json_object();
+	if (json_array_size(inputs) > 0)
+		json_object_set(exp, "inputs", inputs);
+	json_decref(inputs);
+	if (count > 0)
+		json_object_set_new(exp, "count", json_integer(count));
+	stages = json_object_get(exp, "stages");
+	if (stages == NULL) {
+		stages = json_array();
+		json_object_set_new(exp, "stages", stages);
+	}
+	if (!json_is_array(stages)) {
+		log_err("experiment: 'stages' must be a list");
+		return EXIT_USAGE;
+	}
+	prepend = json_array();
+	for (flen = 0, i = optind; i < argc; i++)
+		flen += strlen(argv[i]) + 1;
+	if (flen > 0) {
+		filter = calloc(1, flen);
+		if (filter == NULL)
+			weir_fatalx("out of memory");
+		for (i = optind; i < argc; i++) {
+			if (i > optind)
+				strcat(filter, " ");
+			strcat(filter, argv[i]);
+		}
+		json_array_append_new(prepend, json_pack("{s:s,s:s}", "type",
+		    "filter", "expr", filter));
+		free(filter);
+	}
+	json_array_extend(prepend, stages);
+	json_array_clear(stages);
+	json_array_extend(stages, prepend);
+	json_decref(prepend);
+	if (anon_key != NULL)
+		json_array_append_new(stages, json_pack("{s:s,s:s}", "type",
+		    "anonymize", "key_file", anon_key));
+	if (snaplen > 0 || hdrs) {
+		trunc = json_object();
+		json_object_set_new(trunc, "type", json_string("truncate"));
+		if (snaplen > 0)
+			json_object_set_new(trunc, "snaplen",
+			    json_integer(snaplen));
+		if (hdrs)
+			json_object_set_new(trunc, "headers_only",
+			    json_true());
+		json_array_append_new(stages, trunc);
+	}
+	if (wfile != NULL || counters != NULL) {
+		if (json_object_get(exp, "outputs") == NULL)
+			json_object_set_new(exp, "outputs", json_array());
+		if (!json_is_array(json_object_get(exp, "outputs"))) {
+			log_err("experiment: 'outputs' must be a list");
+			return EXIT_USAGE;
+		}
+	}
+	if (wfile != NULL) {
+		if (format == NULL)
+			format = has_suffix(wfile, ".pcapng") ? "pcapng" :
+			    "pcap";
+		out = json_pack("{s:s,s:s,s:b}", "type", format, "path", wfile,
+		    "metadata", meta);
+		if (nano && strcmp(format, "pcap") == 0)
+			json_object_set_new(out, "precision",
+			    json_string("ns"));
+		if (zstd)
+			json_object_set_new(out, "compress",
+			    json_string("zstd"));
+		if (csize || gsecs || wfiles) {
+			rotate = json_object();
+			if (csize)
+				json_object_set_new(rotate, "size",
+				    json_integer(csize * 1000000));
+			if (gsecs)
+				json_object_set_new(rotate, "seconds",
+				    json_integer(gsecs));
+			if (wfiles)
+				json_object_set_new(rotate, "max_files",
+				    json_integer(wfiles));
+			json_object_set_new(out, "rotate", rotate);
+		}
+		json_array_append_new(json_object_get(exp, "outputs"), out);
+	}
+	if (counters != NULL)
+		json_array_append_new(json_object_get(exp, "outputs"),
+		    json_pack("{s:s,s:s}", "type", "counters", "path",
+		    counters));
+
+	if ((rc = weir_exp_check(exp, policy, &err)) < 0) {
+		log_err("%s", err.msg);
+		return EXIT_USAGE;
+	}
+	if (print_only) {
+		json_dumpf(exp, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fputc('\n', stdout);
+		return 0;
+	}
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	if ((rc = weir_pipeline_open(&pl, exp, &err)) < 0) {
+		log_err("%s", err.msg);
+		weir_pipeline_close(&pl, NULL);
+		return rc == -WEIR_ECONFIG || rc == -WEIR_EPOLICY ?
+		    EXIT_USAGE : EXIT_RUNTIME;
+	}
+	pl.stop = &stop_flag;
+	if (weir_pipeline_run(&pl, &err) < 0)
+		status = EXIT_RUNTIME;
+	summary = weir_pipeline_stats(&pl);
+	if (weir_pipeline_close(&pl, &err) < 0)
+		status = EXIT_RUNTIME;
+	if (summary_path != NULL &&
+	    json_dump_file(summary, summary_path, JSON_INDENT(2) |
+	    JSON_PRESERVE_ORDER) < 0) {
+		log_err("cannot write summary '%s': %s", summary_path,
+		    strerror(errno));
+		status = EXIT_RUNTIME;
+	}
+	if (verbosity >= WEIR_LOG_WARN) {
+		json_t *o;
+		size_t k;
+
+		fprintf(stderr, "%llu packets read",
+		    (unsigned long long)json_integer_value(json_object_get(
+		    summary, "read")));
+		json_array_foreach(json_object_get(summary, "stages"), k, o)
+			fprintf(stderr, ", %llu dropped by %s",
+			    (unsigned long long)json_integer_value(
+			    json_object_get(o, "dropped")),
+			    json_string_value(json_object_get(o, "type")));
+		fprintf(stderr, ", %llu passed to outputs\n",
+		    (unsigned long long)json_integer_value(json_object_get(
+		    summary, "passed")));
+	}
+	json_decref(summary);
+	json_decref(exp);
+	json_decref(policy);
+	return status;
+}

@@ -1,0 +1,92 @@
+/*
+ * pipeline.h - one experiment's pipeline: inputs -> merge -> stages ->
+ * outputs, built from the effective experiment document.
+ *
+ * Accounting invariant, checked by tests through the summary:
+ *   read == sum over stages of dropped + passed
+ *   for every output: passed == what it wrote + what it dropped
+ */
+#ifndef WEIR_PIPELINE_H
+#define WEIR_PIPELINE_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "weir/input.h"
+#include "weir/module.h"
+
+#define WEIR_MAX_INPUTS		64
+#define WEIR_MAX_STAGES		32
+#define WEIR_MAX_OUTPUTS	16
+
+struct weir_inst {
+	const struct weir_module *mod;
+	void		*st;
+	const json_t	*conf;
+	uint64_t	 in;		/* packets handed to it */
+	uint64_t	 dropped;	/* stages: packets it dropped */
+};
+
+struct merge_src {
+	struct weir_input *in;
+	struct weir_pkt	*pk;		/* WEIR_BATCH_MAX packets */
+	unsigned	 n, i;		/* filled, consumed */
+	int		 done;
+	int		 error;		/* negative code, or 0 */
+};
+
+struct weir_merge {
+	struct merge_src src[WEIR_MAX_INPUTS];
+	unsigned	 n;
+};
+
+struct weir_pipeline {
+	json_t		*exp;		/* effective config (owned) */
+	struct weir_ifaces ifaces;
+	struct weir_input inputs[WEIR_MAX_INPUTS];
+	unsigned	 ninputs;
+	struct weir_merge merge;
+	struct weir_inst stages[WEIR_MAX_STAGES];
+	unsigned	 nstages;
+	struct weir_inst outputs[WEIR_MAX_OUTPUTS];
+	unsigned	 noutputs;
+	struct weir_env	 env;
+	struct weir_pkt	**ptrs;		/* batch pointer array */
+
+	uint64_t	 read;		/* packets that entered the stages */
+	uint64_t	 passed;	/* packets that reached the outputs */
+	uint64_t	 limit;		/* stop after this many passed; 0 = no */
+	uint64_t	 last_ts;
+	int		 failed;	/* an input or output reported an error */
+	volatile int	*stop;		/* set asynchronously to stop early */
+};
+
+/*
+ * Check and normalise an experiment document in place against an
+ * optional policy; on success the document is the effective config.
+ */
+int	weir_exp_check(json_t *exp, const json_t *policy, struct weir_err *err);
+
+/* Open inputs, stages and outputs.  Takes a reference to exp. */
+int	weir_pipeline_open(struct weir_pipeline *pl, json_t *exp,
+	    struct weir_err *err);
+/* Run to the end of the inputs.  Returns 0, or < 0 if anything failed. */
+int	weir_pipeline_run(struct weir_pipeline *pl, struct weir_err *err);
+/* Close everything (final files and metadata); returns < 0 on error. */
+int	weir_pipeline_close(struct weir_pipeline *pl, struct weir_err *err);
+/* Accounting and every module's counters, as a new JSON object. */
+json_t	*weir_pipeline_stats(void *pl);
+
+/* merge.c */
+int	weir_merge_init(struct weir_merge *m, struct weir_input *in,
+	    unsigned n);
+void	weir_merge_free(struct weir_merge *m);
+/*
+ * Up to max packet pointers in timestamp order (ties: lower input
+ * first).  Returns the count, 0 at the end of every input.
+ */
+unsigned weir_merge_next(struct weir_merge *m, struct weir_pkt **out,
+	    unsigned max);
+
+#endif
