@@ -119,7 +119,7 @@ weir_exp_check(json_t *exp, const json_t *policy, struct weir_err *err)
 {
 	const struct weir_module *mod;
 	struct weir_err sub;
-	json_t *arr, *o, *v;
+	json_t *arr, *o, *v, *t;
 	const char *type, *why, *prev_type = NULL;
 	size_t i;
 	int rank, prev_rank = 0, rc;
@@ -213,15 +213,22 @@ weir_exp_check(json_t *exp, const json_t *policy, struct weir_err *err)
 		json_array_foreach(arr, j, o) {
 			type = json_string_value(json_object_get(o, "type"));
 			mod = weir_module_find(type);
-			/* "type" is ours; hide it from the module's keys. */
-			v = json_incref(json_object_get(o, "type"));
-			json_object_del(o, "type");
+			/* "type" is ours: the module checks the rest, and
+			 * the effective object keeps "type" first. */
+			v = json_deep_copy(o);
+			json_object_del(v, "type");
 			sub.msg[0] = '\0';
-			rc = mod->check(o, policy, &sub);
-			json_object_set_new(o, "type", v);
-			if (rc < 0)
+			rc = mod->check(v, policy, &sub);
+			if (rc < 0) {
+				json_decref(v);
 				return weir_seterr(err, rc, "%s[%zu]: %s",
 				    list, j, sub.msg);
+			}
+			t = json_incref(json_object_get(o, "type"));
+			json_object_clear(o);
+			json_object_set_new(o, "type", t);
+			json_object_update(o, v);
+			json_decref(v);
 		}
 	}
 
