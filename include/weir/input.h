@@ -4,8 +4,9 @@
  * A reader fills an array of struct weir_pkt whose data point into the
  * reader's own buffer.  The buffer is only refilled at the start of the
  * next next_batch() call, so a batch stays valid until then.  Readers
- * leave WEIR_HEADROOM writable bytes before each packet's data (copying
- * into a scratch area when the format does not give them).
+ * leave WEIR_HEADROOM writable bytes before each packet's data that
+ * overlap no other packet of the batch (see pkt.h); every format we read
+ * gives them without a copy (docs/readers.md).
  *
  * Errors carry the file name and the byte offset of the bad record:
  *   "file 'x.pcap': offset 2715456: record header cut short ..."
@@ -56,6 +57,11 @@ struct weir_input {
 
 	uint64_t	 pkts;		/* packets returned */
 	uint64_t	 bytes;		/* captured bytes returned */
+	uint64_t	 skipped;	/* packet records of a type we do not
+					   read (ERF ATM...), not returned */
+	uint64_t	 lenfix;	/* records with caplen > wirelen,
+					   returned with wirelen = caplen */
+	uint64_t	 lost;		/* losses the file reports (ERF lctr) */
 	struct weir_err	 err;
 	void		*priv;		/* format state */
 };
@@ -68,6 +74,13 @@ extern const struct weir_input_ops *const weir_input_formats[];
  * On failure returns a negative code with err->msg naming the file.
  */
 int	weir_input_open(struct weir_input *in, const char *path,
+	    unsigned index, struct weir_ifaces *ifaces, struct weir_err *err);
+/*
+ * The same on an open descriptor (fuzzers, pipes); name is used in
+ * messages.  The input owns fd from then on, also when this fails, and
+ * closes it unless it is 0, 1 or 2.
+ */
+int	weir_input_open_fd(struct weir_input *in, int fd, const char *name,
 	    unsigned index, struct weir_ifaces *ifaces, struct weir_err *err);
 int	weir_input_next(struct weir_input *in, struct weir_pkt *pkts,
 	    unsigned max);

@@ -3,18 +3,22 @@
  *
  * Ownership: a packet's data points into its input's read buffer (or a
  * scratch area of the input).  It is valid, and writable, until the
- * input is asked for its next batch.  Readers guarantee WEIR_HEADROOM
- * writable bytes before every packet's data, which writers may use to
- * lay down their own record header so a record is one contiguous span
- * (see outputs/pcap.c).  Nothing may keep a pointer into a packet after
- * its packet() call returns: copy what you keep.
+ * input is asked for its next batch.  Readers guarantee at least
+ * WEIR_HEADROOM writable bytes before every packet's data that overlap
+ * no other packet's data (they hold the packet's own record header, a
+ * previous block's trailer or the buffer's spare front), so writers may
+ * lay down their own record header there and a record is one contiguous
+ * span (see outputs/pcap.c), even when every packet of a batch is
+ * written that way before one writev().  16 is what classic pcap gives:
+ * its record header is 16 bytes.  Nothing may keep a pointer into a
+ * packet after its packet() call returns: copy what you keep.
  */
 #ifndef WEIR_PKT_H
 #define WEIR_PKT_H
 
 #include <stdint.h>
 
-#define WEIR_HEADROOM		32
+#define WEIR_HEADROOM		16
 #define WEIR_MAX_LAYERS		24
 #define WEIR_BATCH_MAX		1024
 #define WEIR_MAX_IFACES		256
