@@ -21,7 +21,7 @@ endif
 WARN	 = -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
 	   -Wshadow -Wcast-qual -Wsign-compare -Wpointer-arith -Wformat=2 \
 	   -Wno-unused-parameter
-CFLAGS	+= -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -Iinclude -Isrc
+CFLAGS	+= -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -I. -Iinclude -Isrc
 LDFLAGS	+= $(if $(filter 1,$(SAN)),-fsanitize=address$(comma)undefined)
 LDLIBS	 = -lpcap -lcrypto -ljansson -lzstd -lm -lpthread
 comma	:= ,
@@ -81,7 +81,7 @@ bench: deps
 # libFuzzer targets, built with clang against the library sources.
 FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
-FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc \
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -I. -Iinclude -Isrc \
 	   -fsanitize=fuzzer,address,undefined -Wall -Wextra -Werror \
 	   -Wno-unused-parameter
 build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(CAP_SRC)
