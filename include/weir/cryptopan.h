@@ -26,6 +26,15 @@ void	weir_cryptopan_v6(struct weir_cryptopan *cp, const uint8_t in[16],
 	    uint8_t out[16]);
 
 /*
+ * Result cache (on by default): lookups and hits since _new.  The cache
+ * only makes repeated addresses faster; results are identical with it
+ * off (for benchmarks and tests).
+ */
+void	weir_cryptopan_stats(const struct weir_cryptopan *cp,
+	    uint64_t *lookups, uint64_t *hits);
+void	weir_cryptopan_set_cache(struct weir_cryptopan *cp, int on);
+
+/*
  * Read a key file: exactly 32 raw bytes, or 64 hex digits with optional
  * surrounding whitespace.  The error names the file, never the content.
  */
