@@ -23,6 +23,7 @@
  * A context is not thread-safe (it owns its EVP context, block buffers
  * and caches); use one per thread.
  */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -74,42 +75,37 @@ struct weir_cryptopan {
 	uint8_t		*enc;		/* 128 * 16 + 16 */
 };
 
-static void
+/* Byte order helpers: memcpy compiles to single (possibly unaligned) moves. */
+static inline void
 put_be64(uint8_t *p, uint64_t v)
 {
-	int i;
-
-	for (i = 7; i >= 0; i--) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
+	v = htobe64(v);
+	memcpy(p, &v, 8);
 }
 
-static uint64_t
+static inline uint64_t
 get_be64(const uint8_t *p)
 {
-	uint64_t v = 0;
-	int i;
+	uint64_t v;
 
-	for (i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
+	memcpy(&v, p, 8);
+	return be64toh(v);
 }
 
-static void
+static inline void
 put_be32(uint8_t *p, uint32_t v)
 {
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
+	v = htobe32(v);
+	memcpy(p, &v, 4);
 }
 
-static uint32_t
+static inline uint32_t
 get_be32(const uint8_t *p)
 {
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | p[3];
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return be32toh(v);
 }
 
 /* Mask of the first n bits of a 64-bit word, 0 <= n <= 64. */
@@ -295,11 +291,16 @@ weir_cryptopan_new(const uint8_t key[32], struct weir_err *err)
 	cp->pad_hi = get_be64(pad);
 	cp->pad_lo = get_be64(pad + 8);
 	OPENSSL_cleanse(pad, sizeof(pad));
-	/* IPv4 blocks keep pad bits 32..127 in every block. */
+	/*
+	 * IPv4 blocks keep pad bits 32..127, and IPv6 blocks below 64 keep
+	 * pad bits 64..127: store them once.
+	 */
 	for (i = 0; i < V4_BLOCKS; i++) {
 		put_be64(cp->blk4 + i * 16, cp->pad_hi);
 		put_be64(cp->blk4 + i * 16 + 8, cp->pad_lo);
 	}
+	for (i = 0; i < 64 - PREFIX_BITS; i++)
+		put_be64(cp->blk6 + i * 16 + 8, cp->pad_lo);
 	if (build_prefix_table(cp, err) < 0)
 		goto fail;
 	cache_init(cp);
@@ -357,19 +358,20 @@ static uint32_t
 anon4(struct weir_cryptopan *cp, uint32_t a)
 {
 	uint32_t r = 0, pad32 = (uint32_t)(cp->pad_hi >> 32);
+	uint32_t m = (uint32_t)(mask64(PREFIX_BITS) >> 32);
+	const uint8_t *e = cp->enc;
+	uint8_t *b = cp->blk4;
 	int i;
 
-	for (i = PREFIX_BITS; i < 32; i++) {
-		uint32_t m = i == 0 ? 0 : ~(uint32_t)0 << (32 - i);
-
-		put_be32(cp->blk4 + (i - PREFIX_BITS) * 16,
-		    (a & m) | (pad32 & ~m));
+	/* Only the first 32 bits vary; bits 32..127 are the pad's. */
+	for (i = PREFIX_BITS; i < 32; i++, b += 16) {
+		put_be32(b, (a & m) | (pad32 & ~m));
+		m = m >> 1 | (uint32_t)1 << 31;
 	}
 	if (V4_BLOCKS > 0)
 		encrypt_blocks(cp, cp->blk4, V4_BLOCKS);
-	for (i = 0; i < V4_BLOCKS; i++)
-		r |= (uint32_t)(cp->enc[i * 16] >> 7) <<
-		    (31 - PREFIX_BITS - i);
+	for (i = PREFIX_BITS; i < 32; i++, e += 16)
+		r |= (uint32_t)(*e >> 7) << (31 - i);
 #if PREFIX_BITS > 0
 	r |= (uint32_t)cp->otp[a >> (32 - PREFIX_BITS)] << (32 - PREFIX_BITS);
 #endif
@@ -415,27 +417,32 @@ static void
 anon6(struct weir_cryptopan *cp, uint64_t hi, uint64_t lo, uint64_t *ohi,
     uint64_t *olo)
 {
-	uint64_t rh = 0, rl = 0, m;
+	uint64_t rh = 0, rl = 0, m, ph = cp->pad_hi, pl = cp->pad_lo;
 	uint8_t *b = cp->blk6;
+	const uint8_t *e = cp->enc;
 	int i;
 
+	/*
+	 * Blocks PREFIX_BITS..63 vary in the high half only (the low half,
+	 * the pad's, was stored at _new); blocks 64..127 carry the whole high
+	 * half of the address.  m is the mask of the first i bits.
+	 */
+	m = mask64(PREFIX_BITS);
 	for (i = PREFIX_BITS; i < 64; i++, b += 16) {
-		m = mask64(i);
-		put_be64(b, (hi & m) | (cp->pad_hi & ~m));
-		put_be64(b + 8, cp->pad_lo);
+		put_be64(b, (hi & m) | (ph & ~m));
+		m = m >> 1 | (uint64_t)1 << 63;
 	}
+	m = 0;
 	for (; i < 128; i++, b += 16) {
-		m = mask64(i - 64);
 		put_be64(b, hi);
-		put_be64(b + 8, (lo & m) | (cp->pad_lo & ~m));
+		put_be64(b + 8, (lo & m) | (pl & ~m));
+		m = m >> 1 | (uint64_t)1 << 63;
 	}
 	encrypt_blocks(cp, cp->blk6, V6_BLOCKS);
-	for (i = PREFIX_BITS; i < 64; i++)
-		rh |= (uint64_t)(cp->enc[(i - PREFIX_BITS) * 16] >> 7) <<
-		    (63 - i);
-	for (; i < 128; i++)
-		rl |= (uint64_t)(cp->enc[(i - PREFIX_BITS) * 16] >> 7) <<
-		    (127 - i);
+	for (i = PREFIX_BITS; i < 64; i++, e += 16)
+		rh |= (uint64_t)(*e >> 7) << (63 - i);
+	for (; i < 128; i++, e += 16)
+		rl |= (uint64_t)(*e >> 7) << (127 - i);
 #if PREFIX_BITS > 0
 	rh |= (uint64_t)cp->otp[hi >> (64 - PREFIX_BITS)] << (64 - PREFIX_BITS);
 #endif
