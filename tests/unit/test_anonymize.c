@@ -658,6 +658,66 @@ test_options(void)
 }
 
 static void
+test_ipv6_ext(void)
+{
+	uint8_t pkt[160], p[160];
+	size_t n, ro, uo;
+	struct run r;
+
+	/* X6 -> R6 (next segment), routing header type 0 with final Y6. */
+	n = put_eth(pkt, 0x86dd);
+	n += put_ip6(pkt + n, X6, R6, 43, 24 + 8 + 4);
+	ro = n;
+	memset(pkt + n, 0, 24);
+	pkt[n] = 17;
+	pkt[n + 1] = 2;
+	pkt[n + 3] = 1;		/* segments left */
+	memcpy(pkt + n + 8, orig[Y6], 16);
+	n += 24;
+	uo = n;
+	n += put_udp(pkt + n, "rth0");
+	l4_sum(pkt + 22, pkt + ro + 8, 16, 17, pkt + uo, n - uo, 6, 1);
+	memcpy(p, pkt, n);
+	run_stage("", p, (uint32_t)n, 1, &r);
+	ok(memcmp(p + 22, anon[X6], 16) == 0 && memcmp(p + 38, anon[R6], 16)
+	    == 0 && memcmp(p + ro + 8, anon[Y6], 16) == 0 &&
+	    counter(&r, "addresses_v6") == 3,
+	    "ipv6 routing header: its address is rewritten too");
+	ok(l4_sum(p + 22, p + ro + 8, 16, 17, p + uo, n - uo, 6, 0),
+	    "routing header: udp checksum over the final destination "
+	    "verifies");
+
+	/* Care-of R6 -> Y6 with home address X6 in destination options. */
+	n = put_eth(pkt, 0x86dd);
+	n += put_ip6(pkt + n, R6, Y6, 60, 24 + 8 + 3);
+	ro = n;
+	memset(pkt + n, 0, 24);
+	pkt[n] = 17;
+	pkt[n + 1] = 2;
+	pkt[n + 2] = 1;		/* PadN, 2 bytes */
+	pkt[n + 3] = 2;
+	pkt[n + 6] = 0xc9;	/* home address option */
+	pkt[n + 7] = 16;
+	memcpy(pkt + n + 8, orig[X6], 16);
+	n += 24;
+	uo = n;
+	n += put_udp(pkt + n, "hao");
+	l4_sum(pkt + ro + 8, pkt + 38, 16, 17, pkt + uo, n - uo, 6, 1);
+	memcpy(p, pkt, n);
+	run_stage("", p, (uint32_t)n, 1, &r);
+	ok(memcmp(p + 22, anon[R6], 16) == 0 && memcmp(p + ro + 8,
+	    anon[X6], 16) == 0 && memcmp(p + 38, anon[Y6], 16) == 0 &&
+	    l4_sum(p + ro + 8, p + 38, 16, 17, p + uo, n - uo, 6, 0),
+	    "home address option rewritten, udp over the home address "
+	    "verifies");
+	memcpy(p, pkt, n);
+	run_stage(", \"addresses\": \"dst\"", p, (uint32_t)n, 1, &r);
+	ok(memcmp(p + ro + 8, orig[X6], 16) == 0 &&
+	    l4_sum(p + ro + 8, p + 38, 16, 17, p + uo, n - uo, 6, 0),
+	    "home address option follows src");
+}
+
+static void
 test_config(void)
 {
 	const char *bad[][2] = {
@@ -923,6 +983,7 @@ main(void)
 	test_tunnels();
 	test_arp();
 	test_options();
+	test_ipv6_ext();
 	test_config();
 	test_trace("tests/data/ndpi-nintendo.pcap", 900, 30);
 	test_trace("tests/data/zeek-communityid-icmp6.pcap", 40, 10);
