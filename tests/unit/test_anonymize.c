@@ -366,8 +366,8 @@ test_ipv6_udp(void)
 	ok(rd16(p + uo + 6) == 0, "ipv6/udp blank: checksum zero");
 
 	memcpy(p, pkt, n);
-	memcpy(p + ipo + 8, "\x20\x01\x0d\xb8\x12\x34\x56\x78\0\0\0\0\0\0\0\x09",
-	    16);
+	memcpy(p + ipo + 8,
+	    "\x20\x01\x0d\xb8\x12\x34\x56\x78\0\0\0\0\0\0\0\x09", 16);
 	run_stage(", \"method\": \"netblock\"", p, (uint32_t)n, 1, &r);
 	ok(memcmp(p + ipo + 8, "\x20\x01\x0d\xb8\x12\x34\0\0\0\0\0\0\0\0\0\0",
 	    16) == 0, "ipv6 netblock default /48");
@@ -754,7 +754,7 @@ test_config(void)
 	    "ipv6_prefix")) == 48 && strcmp(json_string_value(
 	    json_object_get(conf, "checksums")), "update") == 0 &&
 	    strcmp(json_string_value(json_object_get(conf, "addresses")),
-	    "both") == 0, "netblock defaults filled in: /24, /48, update, both");
+	    "both") == 0, "netblock defaults: /24, /48, update, both");
 	pol = json_loads("{\"anonymization_method\": \"cryptopan\"}", 0, NULL);
 	rc = weir_mod_anonymize.check(conf, pol, &err);
 	ok(rc == -WEIR_EPOLICY && strstr(err.msg, "policy rule "

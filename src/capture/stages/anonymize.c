@@ -65,8 +65,8 @@ static const char *const anon_keys[] = { "type", "method", "key_file",
 struct region {
 	uint32_t	start, end;	/* covered bytes [start, end) */
 	uint32_t	field;		/* offset of the 16-bit field */
-	uint8_t		pseudo;		/* IP layer of its pseudo-header */
-	uint8_t		udp;		/* a computed 0 is sent as 0xffff */
+	uint8_t		pseudo;		/* IP layer of its pseudo-hdr */
+	uint8_t		udp;		/* computed 0 is sent as ffff */
 };
 
 struct anon {
@@ -77,14 +77,19 @@ struct anon {
 	uint64_t	 packets_anonymized, addresses_v4, addresses_v6;
 	uint64_t	 addresses_arp, quoted_headers, skipped_truncated;
 
-	/* Per-packet scratch, filled by scan(). */
+	/*
+	 * Per-packet scratch, filled by scan(), indexed by layer: limit is
+	 * the end of the enclosing IP payloads (and caplen), psrc/pdst the
+	 * offsets of an IP layer's pseudo-header addresses, ext the type of
+	 * an IPv6 extension header and owner its IPv6 layer.
+	 */
 	struct region	 r[WEIR_MAX_LAYERS];
 	unsigned	 nr;
-	uint32_t	 limit[WEIR_MAX_LAYERS];  /* end of enclosing payloads */
-	uint32_t	 psrc[WEIR_MAX_LAYERS];	  /* pseudo-header source and */
-	uint32_t	 pdst[WEIR_MAX_LAYERS];	  /* destination, per IP layer */
-	uint8_t		 ext[WEIR_MAX_LAYERS];	  /* IPv6 ext header type */
-	uint8_t		 owner[WEIR_MAX_LAYERS];  /* IP layer of an ext header */
+	uint32_t	 limit[WEIR_MAX_LAYERS];
+	uint32_t	 psrc[WEIR_MAX_LAYERS];
+	uint32_t	 pdst[WEIR_MAX_LAYERS];
+	uint8_t		 ext[WEIR_MAX_LAYERS];
+	uint8_t		 owner[WEIR_MAX_LAYERS];
 	int		 touched;
 };
 
@@ -156,8 +161,8 @@ anon_check(json_t *conf, const json_t *policy, struct weir_err *err)
 		if (json_object_get(conf, "ipv4_prefix") != NULL ||
 		    json_object_get(conf, "ipv6_prefix") != NULL)
 			return weir_seterr(err, -WEIR_ECONFIG, MOD ": "
-			    "'ipv4_prefix' and 'ipv6_prefix' are only used with "
-			    "method 'netblock'");
+			    "'ipv4_prefix' and 'ipv6_prefix' are only used "
+			    "with method 'netblock'");
 		if ((rc = weir_conf_str(conf, MOD, "key_file", NULL, 0,
 		    &key_file, err)) < 0)
 			return rc;
@@ -642,7 +647,7 @@ rewrite_v4_options(struct anon *st, struct weir_pkt *p, unsigned k)
 			return;
 		ptr = p->data[o + 2];
 		switch (p->data[o]) {
-		case 7:		/* record route: slots before the pointer */
+		case 7:		/* record route: the filled slots */
 			used = ptr > 4 ? ptr - 1 : 3;
 			for (a = 3; a + 4 <= len && a + 4 <= used; a += 4)
 				st->addresses_v4 += rewrite(st, p, k, k, o + a,

@@ -67,9 +67,9 @@ struct weir_cryptopan {
 	int		 use_cache;
 	uint64_t	 pad_hi, pad_lo;	/* the pad, host order */
 	uint64_t	 lookups, hits;
-	struct cache4	*c4;		/* 2 << CACHE4_SETS_LOG entries */
-	struct cache6	*c6;		/* 2 << CACHE6_SETS_LOG entries */
-	uint16_t	*otp;		/* 1 << PREFIX_BITS: pad bits 0..P-1 */
+	struct cache4	*c4;		/* 2 << CACHE4_SETS_LOG */
+	struct cache6	*c6;		/* 2 << CACHE6_SETS_LOG */
+	uint16_t	*otp;		/* 1 << PREFIX_BITS pads */
 	uint8_t		*blk4;		/* V4_BLOCKS * 16 */
 	uint8_t		*blk6;		/* V6_BLOCKS * 16 */
 	uint8_t		*enc;		/* 128 * 16 + 16 */
