@@ -1381,6 +1381,51 @@ test_truncate_hand(void)
 	clear_flags(&p, 1);
 	run_stage(&weir_mod_checksum, "{}", NULL, &p, 1, 1, NULL, &r);
 	ok(counter(&r, "l4_good") == 1, "and the TCP checksum still verifies");
+	/*
+	 * ICMP time exceeded quoting IPv4 + the first 8 bytes of TCP, then
+	 * 12 bytes of Ethernet padding: the quoted TCP header ends at the
+	 * ICMP message's end, so tcp.window and the quoted TCP checksum
+	 * would fall into the padding, which must stay as it is.
+	 */
+	{
+		uint8_t ic[] = {
+			0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00,
+			0x45, 0x00, 0x00, 0x38, 0xab, 0xcd, 0x00, 0x00,
+			0xff, 0x01, 0x00, 0x00, 10, 0, 0, 254, 10, 0, 0, 1,
+			0x0b, 0x00, 0x00, 0x00, 0, 0, 0, 0,
+			0x45, 0x00, 0x00, 0x3c, 0x11, 0x22, 0x40, 0x00,
+			0x01, 0x06, 0x33, 0x44, 10, 0, 0, 1, 8, 8, 8, 8,
+			0x30, 0x39, 0x00, 0x50, 0xde, 0xad, 0xbe, 0xef,
+			0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa,
+			0xaa, 0xaa, 0xaa, 0xaa,
+		};
+		uint8_t ib[sizeof(ic)];
+
+		c = weir_csum_fold(weir_csum_partial(ic + 14, 20, 0));
+		ic[24] = (uint8_t)(c >> 8);
+		ic[25] = (uint8_t)c;
+		ic[52] = ic[53] = 0;
+		c = weir_csum_fold(weir_csum_partial(ic + 42, 20, 0));
+		ic[52] = (uint8_t)(c >> 8);
+		ic[53] = (uint8_t)c;
+		c = weir_csum_fold(weir_csum_partial(ic + 34, 36, 0));
+		ic[36] = (uint8_t)(c >> 8);
+		ic[37] = (uint8_t)c;
+		mkpkt(&p, ib, ic, sizeof(ic), sizeof(ic));
+		run_stage(&weir_mod_truncate, "{\"zero_fields\": [\"tcp.seq\", "
+		    "\"tcp.window\", \"ip.id\"], \"zero_all_layers\": true}",
+		    NULL, &p, 1, 1, NULL, &r);
+		ok(memcmp(ib + 66, "\0\0\0\0", 4) == 0 &&
+		    memcmp(ib + 70, ic + 70, 12) == 0 &&
+		    ib[46] == 0 && ib[47] == 0 && ib[18] == 0 && ib[19] == 0,
+		    "quoted TCP: seq zeroed, the padding after the quote kept");
+		clear_flags(&p, 1);
+		run_stage(&weir_mod_checksum, "{}", NULL, &p, 1, 1, NULL, &r);
+		ok(counter(&r, "ip_good") == 1 && counter(&r, "l4_good") == 1,
+		    "ICMP error: IPv4 and ICMP checksums still good");
+		ok(weir_csum_fold(weir_csum_partial(ib + 42, 20, 0)) == 0,
+		    "quoted IPv4 header checksum updated");
+	}
 	/* ipv6 fields' masks: tclass and flow label share byte 1 */
 	{
 		uint8_t v6[14 + 40] = { [12] = 0x86, [13] = 0xdd,

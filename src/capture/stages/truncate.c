@@ -213,18 +213,43 @@ be16(const uint8_t *b)
 }
 
 /*
- * Collect the checksum fields of p and what each covers.  Every layer
- * after an IP header lies inside that IP datagram, so a running limit
- * (the smallest datagram end so far) keeps Ethernet padding and bytes
- * past a quoted datagram out of every transport range.
+ * Every layer after an IP header lies inside that IP datagram, so a
+ * running limit (the smallest datagram end so far, starting at caplen)
+ * keeps Ethernet padding and the bytes after a short ICMP quote out of
+ * every header and checksum range.  Tighten *lim for the IP layer l;
+ * returns 0 when l's length field is not captured.
  */
+static int
+ip_limit(const struct weir_pkt *p, const struct weir_layer *l, uint64_t *lim)
+{
+	uint64_t end;
+	uint16_t v;
+
+	if (l->kind == WEIR_L_IPV4) {
+		if ((uint64_t)l->off + 20 > p->caplen)
+			return 0;
+		v = be16(p->data + l->off + 2);
+		end = (uint64_t)l->off + v;
+	} else {
+		if ((uint64_t)l->off + 40 > p->caplen)
+			return 0;
+		v = be16(p->data + l->off + 4);
+		end = (uint64_t)l->off + 40 + v;
+	}
+	/* 0: a TSO capture (IPv4) or a jumbogram (IPv6): no limit */
+	if (v != 0 && end < *lim)
+		*lim = end;
+	return 1;
+}
+
+/* Collect the checksum fields of p and the bytes each covers. */
 static void
 csents(struct trunc *st, const struct weir_pkt *p)
 {
 	const struct weir_decoded *d = &p->dec;
 	const struct weir_layer *l;
 	struct csent *e;
-	uint64_t lim = p->caplen, end;
+	uint64_t lim = p->caplen;
 	unsigned i;
 	uint16_t v;
 
@@ -237,22 +262,14 @@ csents(struct trunc *st, const struct weir_pkt *p)
 		e->kind = l->kind;
 		switch (l->kind) {
 		case WEIR_L_IPV4:
-			if ((uint64_t)l->off + 20 > p->caplen)
+			if (!ip_limit(p, l, &lim))
 				return;
-			v = be16(p->data + l->off + 2);
-			end = (uint64_t)l->off + v;
-			if (v != 0 && end < lim)	/* 0: TSO capture */
-				lim = end;
 			e->field = l->off + 10;
 			e->end = l->off + l->len;
 			break;
 		case WEIR_L_IPV6:
-			if ((uint64_t)l->off + 40 > p->caplen)
+			if (!ip_limit(p, l, &lim))
 				return;
-			v = be16(p->data + l->off + 4);
-			end = (uint64_t)l->off + 40 + v;
-			if (v != 0 && end < lim)	/* 0: jumbogram */
-				lim = end;
 			continue;
 		case WEIR_L_TCP:
 			e->field = l->off + 16;
@@ -267,7 +284,8 @@ csents(struct trunc *st, const struct weir_pkt *p)
 		default:
 			continue;
 		}
-		if ((uint64_t)e->field + 2 > p->caplen)
+		/* a quoted header may end before its checksum field */
+		if ((uint64_t)e->field + 2 > lim)
 			continue;
 		if (l->kind != WEIR_L_IPV4)
 			e->end = (uint32_t)lim;
@@ -330,28 +348,32 @@ patch(struct trunc *st, struct weir_pkt *p, unsigned upto, uint32_t off,
 	memcpy(p->data + off, nw, n);
 }
 
-/* Zero one field of the layer l; returns 1 if it is present. */
+/*
+ * Zero one field of the layer l, whose bytes end at lim at the latest;
+ * returns 1 if the field is present.
+ */
 static int
 zero_field(struct trunc *st, struct weir_pkt *p, const struct weir_layer *l,
-    const struct field *f)
+    const struct field *f, uint64_t lim)
 {
 	uint8_t nw[64];
-	uint32_t off = l->off + f->off, n, i, hend;
+	uint32_t off = l->off + f->off, n, i;
+	uint64_t hend;
 
 	if (f->len == 0) {
 		/* Options: the header bytes after the fixed part. */
-		hend = l->off + l->len;
-		if (hend > p->caplen)
-			hend = p->caplen;
+		hend = (uint64_t)l->off + l->len;
+		if (hend > lim)
+			hend = lim;
 		if (off >= hend)
 			return 0;
-		n = hend - off;
+		n = (uint32_t)(hend - off);
 		if (n > sizeof(nw))
 			n = sizeof(nw);
 		memset(nw, 0, n);
 	} else {
 		n = f->len;
-		if ((uint64_t)off + n > p->caplen)
+		if ((uint64_t)off + n > lim)
 			return 0;
 		for (i = 0; i < n; i++)
 			nw[i] = p->data[off + i] & (uint8_t)~f->mask[i];
@@ -365,16 +387,22 @@ zero_fields(struct trunc *st, struct weir_pkt *p)
 {
 	const struct weir_decoded *d = &p->dec;
 	const struct weir_layer *l;
+	uint64_t lim = p->caplen, next;
 	unsigned i, k;
 	int any = 0;
 
 	for (i = 0; i < d->n && i < WEIR_MAX_LAYERS; i++) {
 		l = &d->l[i];
-		if (!st->all_layers && i != d->inner_ip && i != d->l4)
-			continue;
-		for (k = 0; k < NFIELDS; k++)
-			if ((st->fmask & (1u << k)) && fields[k].kind == l->kind)
-				any |= zero_field(st, p, l, &fields[k]);
+		next = lim;
+		if (l->kind == WEIR_L_IPV4 || l->kind == WEIR_L_IPV6)
+			(void)ip_limit(p, l, &next);
+		if (st->all_layers || i == d->inner_ip || i == d->l4)
+			for (k = 0; k < NFIELDS; k++)
+				if ((st->fmask & (1u << k)) &&
+				    fields[k].kind == l->kind)
+					any |= zero_field(st, p, l, &fields[k],
+					    lim);
+		lim = next;
 	}
 	return any;
 }
