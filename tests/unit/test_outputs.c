@@ -24,7 +24,7 @@
 #include "weir/module.h"
 #include "weir/pkt.h"
 #include "capture/outputs/filewriter.h"
-#include "tap.h"
+#include "../tap.h"
 
 extern const struct weir_module weir_mod_pcap, weir_mod_pcapng,
     weir_mod_counters;
@@ -862,6 +862,40 @@ test_write_error(void)
 	ok(atoi(out) == 2, "no empty or hidden file left behind");
 }
 
+/* kill -9 between packet() and close(): no final name may appear. */
+static void
+test_kill9(void)
+{
+	struct run r;
+	struct tb t;
+	char out[1024];
+	pid_t pid;
+	int st, i;
+
+	pid = fork();
+	if (pid == 0) {
+		tb_init(&t);
+		for (i = 0; i < 8; i++)
+			tb_add(&t, utc(2024, 1, 1, 0, 0, i, 0), 100, 0, 1, 0);
+		if (run_open(&r, &weir_mod_pcap, "{\"path\":\"%s/k9/k.pcap\","
+		    "\"rotate\":{\"packets\":5}}", tmp) == 0)
+			r.m->packet(r.st, &t.b);
+		raise(SIGKILL);
+		_exit(0);
+	}
+	waitpid(pid, &st, 0);
+	ok(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child killed with "
+	    "SIGKILL after writing");
+	sh(out, sizeof(out), "ls -A '%s/k9'", tmp);
+	ok(strcmp(out, ".k-000001.pcap.part\nk-000000.pcap\n"
+	    "k-000000.pcap.meta.json\nk-000000.pcap.meta.xml\n") == 0,
+	    "after kill -9: the closed file is complete, the open one only "
+	    "has its hidden name");
+	ok(tcpdump_count(strcat(strcpy(out, tmp), "/k9/k-000000.pcap"), "",
+	    out + 512, sizeof(out) - 512) == 5, "and the closed file holds "
+	    "its 5 packets");
+}
+
 static int
 sum_json(const char *file, long long *pk, long long *by, int *lines,
     int *gaps, long long *in, long long *outp)
@@ -1028,10 +1062,11 @@ main(void)
 	test_zstd();
 	test_linktype_snaplen_signal();
 	test_write_error();
+	test_kill9();
 	test_counters();
 
 	json_decref(exp_doc);
-	if (tap_failed == 0) {
+	if (tap_failed == 0 && getenv("WEIR_KEEP") == NULL) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
 		if (system(cmd) != 0)
 			printf("# could not remove %s\n", tmp);

@@ -10,6 +10,11 @@
  * one, even if this process is killed at any point; a kill leaves only
  * hidden ".part" debris behind.
  *
+ * SHA-256 is computed by a helper thread that reads the committed bytes
+ * back (from the page cache) while the writer goes on, so hashing costs
+ * a second core rather than time on the packet path; it hashes exactly
+ * the bytes of the file.
+ *
  * Writes go through pwritev() at the committed offset.  After a failed
  * or short write the file is truncated back to the last committed
  * offset, so a published file always ends on a record boundary and its
@@ -18,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +105,16 @@ struct weir_filewriter {
 	uint8_t		*zin, *zout;
 
 	struct iovec	*scratch;		/* IOV_MAX entries */
+
+	/* Hasher thread; h* fields under hmu, hctx its own until idle. */
+	pthread_t	 hth;
+	int		 hstarted;
+	pthread_mutex_t	 hmu;
+	pthread_cond_t	 hcv;
+	int		 hfd, hquit, herr;
+	uint64_t	 htarget, hdone;
+	EVP_MD_CTX	*hctx;
+	uint8_t		*hbuf;
 
 	/* Counters. */
 	uint64_t	 written, written_bytes, files, write_errors;
@@ -267,6 +283,123 @@ weir_fw_check(json_t *conf, const char *mod, struct weir_err *err)
 	return 0;
 }
 
+/* Hash [hdone, htarget) of hfd whenever the writer commits more. */
+static void *
+hasher_main(void *arg)
+{
+	struct weir_filewriter *fw = arg;
+	uint64_t off, end;
+	ssize_t n = 0;
+	size_t want;
+	int fd;
+
+	pthread_mutex_lock(&fw->hmu);
+	for (;;) {
+		while (!fw->hquit && (fw->hfd < 0 || fw->herr != 0 ||
+		    fw->hdone >= fw->htarget))
+			pthread_cond_wait(&fw->hcv, &fw->hmu);
+		if (fw->hquit)
+			break;
+		fd = fw->hfd;
+		off = fw->hdone;
+		end = fw->htarget;
+		pthread_mutex_unlock(&fw->hmu);
+		while (off < end) {
+			want = end - off > ZBUF ? ZBUF : (size_t)(end - off);
+			n = pread(fd, fw->hbuf, want, (off_t)off);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			EVP_DigestUpdate(fw->hctx, fw->hbuf, (size_t)n);
+			off += (uint64_t)n;
+		}
+		pthread_mutex_lock(&fw->hmu);
+		if (off < end)
+			fw->herr = n < 0 ? errno : EIO;
+		fw->hdone = off;
+		pthread_cond_broadcast(&fw->hcv);
+	}
+	pthread_mutex_unlock(&fw->hmu);
+	return NULL;
+}
+
+static void
+hasher_start(struct weir_filewriter *fw)
+{
+	fw->hfd = -1;
+	if ((fw->hctx = EVP_MD_CTX_new()) == NULL ||
+	    (fw->hbuf = malloc(ZBUF)) == NULL)
+		goto fail;
+	if (pthread_mutex_init(&fw->hmu, NULL) != 0)
+		goto fail;
+	if (pthread_cond_init(&fw->hcv, NULL) != 0) {
+		pthread_mutex_destroy(&fw->hmu);
+		goto fail;
+	}
+	if (pthread_create(&fw->hth, NULL, hasher_main, fw) != 0) {
+		pthread_cond_destroy(&fw->hcv);
+		pthread_mutex_destroy(&fw->hmu);
+		goto fail;
+	}
+	fw->hstarted = 1;
+	return;
+fail:
+	/* Not fatal: files are then hashed after they are closed. */
+	log_warn("%s: no hashing thread, hashing after close", fw->mod);
+}
+
+static void
+hasher_stop(struct weir_filewriter *fw)
+{
+	if (fw->hstarted) {
+		pthread_mutex_lock(&fw->hmu);
+		fw->hquit = 1;
+		pthread_cond_broadcast(&fw->hcv);
+		pthread_mutex_unlock(&fw->hmu);
+		pthread_join(fw->hth, NULL);
+		pthread_cond_destroy(&fw->hcv);
+		pthread_mutex_destroy(&fw->hmu);
+		fw->hstarted = 0;
+	}
+	EVP_MD_CTX_free(fw->hctx);
+	free(fw->hbuf);
+	fw->hctx = NULL;
+	fw->hbuf = NULL;
+}
+
+/* Tell the hasher how far the file is committed. */
+static void
+hasher_commit(struct weir_filewriter *fw)
+{
+	pthread_mutex_lock(&fw->hmu);
+	fw->htarget = fw->size;
+	pthread_cond_signal(&fw->hcv);
+	pthread_mutex_unlock(&fw->hmu);
+}
+
+/* Wait for the hasher to catch up and detach it from the file. */
+static int
+hasher_finish(struct weir_filewriter *fw, unsigned char *d)
+{
+	int e;
+
+	pthread_mutex_lock(&fw->hmu);
+	while (fw->herr == 0 && fw->hdone < fw->htarget)
+		pthread_cond_wait(&fw->hcv, &fw->hmu);
+	e = fw->herr;
+	fw->hfd = -1;
+	fw->herr = 0;
+	pthread_mutex_unlock(&fw->hmu);
+	if (e != 0) {
+		log_err("%s: cannot read back '%s/%s' to hash it: %s",
+		    fw->mod, fw->dir, fw->hidden, strerror(e));
+		return -e;
+	}
+	EVP_DigestFinal_ex(fw->hctx, d, NULL);
+	return 0;
+}
+
 static long long
 conf_ll(const json_t *o, const char *k)
 {
@@ -343,6 +476,8 @@ weir_fw_open(struct weir_filewriter **fwp, const char *mod,
 		    (fw->zout = malloc(ZBUF)) == NULL)
 			goto fail;
 	}
+	if (fw->metadata && !fw->compress)
+		hasher_start(fw);
 	*fwp = fw;
 	return 0;
 fail:
@@ -573,7 +708,8 @@ fw_open_file(struct weir_filewriter *fw)
 		    fw->dir, weir_strerror(rc));
 		return rc;
 	}
-	fw->fd = openat(fw->dirfd, fw->hidden, O_WRONLY | O_CREAT | O_TRUNC |
+	/* Read access for the hasher thread. */
+	fw->fd = openat(fw->dirfd, fw->hidden, O_RDWR | O_CREAT | O_TRUNC |
 	    O_CLOEXEC, FILE_MODE);
 	if (fw->fd < 0) {
 		rc = -errno;
@@ -586,9 +722,15 @@ fw_open_file(struct weir_filewriter *fw)
 	fw->opened = 1;
 	fw->hdr_written = 0;
 	fw->size = fw->pkts = fw->cap = fw->wire = 0;
-	fw->hashing = fw->metadata && !fw->compress;
-	if (fw->hashing && EVP_DigestInit_ex(fw->sha, EVP_sha256(), NULL) != 1)
-		fw->hashing = 0;
+	fw->hashing = fw->hstarted && EVP_DigestInit_ex(fw->hctx,
+	    EVP_sha256(), NULL) == 1;
+	if (fw->hashing) {
+		pthread_mutex_lock(&fw->hmu);
+		fw->hfd = fw->fd;
+		fw->hdone = fw->htarget = 0;
+		fw->herr = 0;
+		pthread_mutex_unlock(&fw->hmu);
+	}
 	return 0;
 name_fail:
 	log_err("%s: cannot make a file name from '%s': %s", fw->mod,
@@ -663,16 +805,10 @@ fw_put(struct weir_filewriter *fw, const struct iovec *iov, int niov)
 		}
 		k = 0;
 	}
-	/* Written: hash exactly those bytes, in order. */
-	if (fw->hashing) {
-		if (hlen > 0)
-			EVP_DigestUpdate(fw->sha, hbuf, hlen);
-		for (i = 0; i < niov; i++)
-			EVP_DigestUpdate(fw->sha, iov[i].iov_base,
-			    iov[i].iov_len);
-	}
 	fw->hdr_written = 1;
 	fw->size = off;
+	if (fw->hashing)
+		hasher_commit(fw);
 	return 0;
 }
 
@@ -920,21 +1056,24 @@ static void
 fw_rehash(struct weir_filewriter *fw, const char *final, char *out)
 {
 	unsigned char d[EVP_MAX_MD_SIZE];
+	uint8_t *buf;
 	ssize_t n;
-	int fd;
+	int fd = -1;
 
-	if ((fd = openat(fw->dirfd, final, O_RDONLY | O_CLOEXEC)) < 0 ||
+	if ((buf = malloc(ZBUF)) == NULL ||
+	    (fd = openat(fw->dirfd, final, O_RDONLY | O_CLOEXEC)) < 0 ||
 	    EVP_DigestInit_ex(fw->sha, EVP_sha256(), NULL) != 1)
 		goto fail;
-	while ((n = read(fd, fw->zin, ZBUF)) != 0) {
+	while ((n = read(fd, buf, ZBUF)) != 0) {
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			goto fail;
 		}
-		EVP_DigestUpdate(fw->sha, fw->zin, (size_t)n);
+		EVP_DigestUpdate(fw->sha, buf, (size_t)n);
 	}
 	close(fd);
+	free(buf);
 	EVP_DigestFinal_ex(fw->sha, d, NULL);
 	hex(d, 32, out);
 	return;
@@ -943,6 +1082,7 @@ fail:
 	    strerror(errno));
 	if (fd >= 0)
 		close(fd);
+	free(buf);
 }
 
 static void
@@ -1096,7 +1236,7 @@ fw_write_meta(struct weir_filewriter *fw, const char *final, int reason,
 {
 	const json_t *user;
 	json_t *doc, *drops;
-	char path[PATH_MAX + NAMEBUF + 2], now[64], *js, *xml;
+	char path[PATH_MAX + NAMEBUF + 2], now[64], *js, *nl, *xml;
 	struct timespec tp;
 	size_t xlen;
 
@@ -1160,11 +1300,16 @@ fw_write_meta(struct weir_filewriter *fw, const char *final, int reason,
 		fw_sidecar(fw, final, ".meta.xml", xml, xlen);
 		free(xml);
 	}
-	if ((js = json_dumps(doc, JSON_INDENT(2))) == NULL) {
+	if ((js = json_dumps(doc, JSON_INDENT(2))) == NULL ||
+	    (nl = realloc(js, strlen(js) + 2)) == NULL) {
+		free(js);
 		log_err("%s: cannot build JSON metadata for '%s'", fw->mod,
 		    final);
 		fw->meta_errors++;
 	} else {
+		/* json_dumps() ends without a newline; files should not. */
+		js = nl;
+		strcat(js, "\n");
 		fw_sidecar(fw, final, ".meta.json", js, strlen(js));
 		free(js);
 	}
@@ -1221,6 +1366,12 @@ fw_publish(struct weir_filewriter *fw, int reason)
 	if (!fw->opened)
 		return 0;
 	fw->opened = 0;
+	/* The hasher reads through fd: detach it before closing. */
+	if (fw->hashing) {
+		if (hasher_finish(fw, d) == 0 && fw->pkts > 0)
+			hex(d, 32, sha);
+		fw->hashing = 0;
+	}
 	if (fw->pkts == 0) {
 		/* Nothing complete was written: no file, no sidecar. */
 		close(fw->fd);
@@ -1255,9 +1406,6 @@ fw_publish(struct weir_filewriter *fw, int reason)
 			fw->compress_errors++;
 			fsize = fw->size;
 		}
-	} else if (fw->hashing) {
-		EVP_DigestFinal_ex(fw->sha, d, NULL);
-		hex(d, 32, sha);
 	}
 	if (renameat(fw->dirfd, fw->hidden, fw->dirfd, final) < 0) {
 		rc = -errno;
@@ -1269,7 +1417,7 @@ fw_publish(struct weir_filewriter *fw, int reason)
 		log_err("%s: cannot sync directory '%s': %s", fw->mod,
 		    fw->dir, strerror(errno));
 	if (fw->metadata) {
-		/* Compression failed after a write without hashing. */
+		/* No hash yet: compression failed, or no hasher. */
 		if (zstd == 0 && sha[0] == '\0')
 			fw_rehash(fw, final, sha);
 		fw_write_meta(fw, final, reason, fsize, sha, zstd, usize,
@@ -1353,6 +1501,7 @@ weir_fw_close(struct weir_filewriter *fw, struct weir_err *err)
 		    (unsigned long long)fw->dropped_write_error,
 		    (unsigned long long)fw->publish_errors, fw->err.msg);
 	}
+	hasher_stop(fw);
 	for (i = 0; i < fw->nkept; i++)
 		free(fw->kept[i]);
 	free(fw->kept);
