@@ -44,7 +44,7 @@
 
 #define MOD		"truncate"
 #define MAX_SNAPLEN	262144
-#define CHUNK		256		/* payload zeroing step */
+#define CHUNK		64		/* largest patch(): options */
 
 enum { CS_UPDATE, CS_BLANK, CS_LEAVE };
 
@@ -101,7 +101,6 @@ static const char *const trunc_keys[] = {
 	"zero_all_layers", "checksums", NULL
 };
 static const char *const csum_modes[] = { "update", "blank", "leave", NULL };
-static const uint8_t zeros[CHUNK];
 
 static int
 field_index(const char *name)
@@ -407,21 +406,45 @@ zero_fields(struct trunc *st, struct weir_pkt *p)
 	return any;
 }
 
+/*
+ * Zero [from, caplen).  With checksum updates, the payload's sum m is
+ * taken once per covering checksum (weir_csum_partial, fast), and
+ * zeroing it is the RFC 1624 update of a word m to 0; the changed
+ * checksum field then goes through patch() for the enclosing ones.
+ */
 static void
 zero_payload(struct trunc *st, struct weir_pkt *p, uint32_t from)
 {
-	uint32_t n;
+	static const uint8_t zero2[2];
+	struct csent *e;
+	uint32_t rs, re, sum;
+	uint16_t m;
+	uint8_t mb[2], c[2];
+	unsigned i;
 
-	if (st->csums == CS_LEAVE) {
-		memset(p->data + from, 0, p->caplen - from);
-		return;
+	for (i = st->csums == CS_LEAVE ? 0 : st->ne; i-- > 0;) {
+		e = &st->e[i];
+		rs = from > e->start ? from : e->start;
+		re = p->caplen < e->end ? p->caplen : e->end;
+		if (rs >= re || (e->field < re && rs < e->field + 2))
+			continue;
+		e->dirty = 1;
+		if (st->csums != CS_UPDATE)
+			continue;
+		sum = weir_csum_partial(p->data + rs, re - rs, 0);
+		m = (uint16_t)~weir_csum_fold(sum);
+		/* summed from an odd offset of e's data: bytes swap roles */
+		if ((rs - e->start) & 1)
+			m = (uint16_t)(m << 8 | m >> 8);
+		mb[0] = (uint8_t)(m >> 8);
+		mb[1] = (uint8_t)m;
+		memcpy(c, p->data + e->field, 2);
+		weir_csum_replace(c, mb, zero2, 2);
+		if (e->kind == WEIR_L_UDP && c[0] == 0 && c[1] == 0)
+			c[0] = c[1] = 0xff;
+		patch(st, p, i, e->field, 2, c);
 	}
-	for (; from < p->caplen; from += n) {
-		n = p->caplen - from;
-		if (n > CHUNK)
-			n = CHUNK;
-		patch(st, p, st->ne, from, n, zeros);
-	}
+	memset(p->data + from, 0, p->caplen - from);
 }
 
 static int
