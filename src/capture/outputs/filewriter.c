@@ -799,7 +799,8 @@ fw_put(struct weir_filewriter *fw, const struct iovec *iov, int niov)
 				    "bytes: %s", fw->mod, fw->dir, fw->hidden,
 				    (unsigned long long)fw->size,
 				    strerror(errno));
-				fw_lost(fw, -errno, "cannot repair", fw->hidden);
+				fw_lost(fw, -errno, "cannot repair",
+				    fw->hidden);
 			}
 			return rc;
 		}
