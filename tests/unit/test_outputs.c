@@ -978,9 +978,9 @@ test_counters(void)
 		char s1[64], s2[64];
 
 		if (sscanf(line, "%lld,%63[^,],%lld,%63[^,],%lld,%lld,%lld,"
-		    "%lld,%lld,%lld,%lld,%lld,%lld", &v[0], s1, &v[1], s2, &v[2],
-		    &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10]) !=
-		    13)
+		    "%lld,%lld,%lld,%lld,%lld,%lld", &v[0], s1, &v[1], s2,
+		    &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9],
+		    &v[10]) != 13)
 			okc = 0;
 		pk += v[2];
 		by += v[3];
