@@ -292,12 +292,13 @@ main(int argc, char **argv)
 
 	if ((rc = weir_exp_check(exp, policy, &err)) < 0) {
 		log_err("%s", err.msg);
-		return EXIT_USAGE;
+		status = EXIT_USAGE;
+		goto done;
 	}
 	if (print_only) {
 		json_dumpf(exp, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		fputc('\n', stdout);
-		return 0;
+		goto done;
 	}
 
 	signal(SIGINT, on_signal);
@@ -306,8 +307,9 @@ main(int argc, char **argv)
 	if ((rc = weir_pipeline_open(&pl, exp, &err)) < 0) {
 		log_err("%s", err.msg);
 		weir_pipeline_close(&pl, NULL);
-		return rc == -WEIR_ECONFIG || rc == -WEIR_EPOLICY ?
+		status = rc == -WEIR_ECONFIG || rc == -WEIR_EPOLICY ?
 		    EXIT_USAGE : EXIT_RUNTIME;
+		goto done;
 	}
 	pl.stop = &stop_flag;
 	if (weir_pipeline_run(&pl, &err) < 0)
@@ -339,6 +341,7 @@ main(int argc, char **argv)
 		    summary, "passed")));
 	}
 	json_decref(summary);
+done:
 	json_decref(exp);
 	json_decref(policy);
 	return status;

@@ -256,7 +256,11 @@ inst_stats(struct weir_inst *x, json_t *o)
 	struct weir_counter c[WEIR_MAX_COUNTERS];
 	size_t n, i;
 
-	if (x->mod->stats == NULL)
+	if (x->final != NULL) {
+		json_object_update(o, x->final);
+		return;
+	}
+	if (x->mod->stats == NULL || x->st == NULL)
 		return;
 	n = x->mod->stats(x->st, c, WEIR_MAX_COUNTERS);
 	for (i = 0; i < n && i < WEIR_MAX_COUNTERS; i++)
@@ -455,14 +459,23 @@ weir_pipeline_close(struct weir_pipeline *pl, struct weir_err *err)
 {
 	struct weir_err sub;
 	struct weir_inst *x;
+	json_t *tmp;
 	unsigned i;
 	int rc, ret = 0;
 
-	/* Outputs first: their final metadata reads the stage counters. */
+	/*
+	 * Outputs first: their final metadata reads every counter, so an
+	 * output's own counters are kept before it goes.
+	 */
 	for (i = 0; i < pl->noutputs; i++) {
 		x = &pl->outputs[i];
+		tmp = json_object();
+		inst_stats(x, tmp);
+		x->final = tmp;
 		sub.msg[0] = '\0';
-		if ((rc = x->mod->close(x->st, &sub)) < 0) {
+		rc = x->mod->close(x->st, &sub);
+		x->st = NULL;
+		if (rc < 0) {
 			log_err("output '%s': %s", x->mod->name, sub.msg);
 			ret = weir_seterr(err, rc, "output '%s': %s",
 			    x->mod->name, sub.msg);
@@ -475,6 +488,8 @@ weir_pipeline_close(struct weir_pipeline *pl, struct weir_err *err)
 			ret = weir_seterr(err, rc, "stage '%s': %s",
 			    x->mod->name, sub.msg);
 	}
+	for (i = 0; i < pl->noutputs; i++)
+		json_decref(pl->outputs[i].final);
 	pl->noutputs = pl->nstages = 0;
 	weir_merge_free(&pl->merge);
 	for (i = 0; i < pl->ninputs; i++)

@@ -26,6 +26,7 @@ struct weir_inst {
 	const json_t	*conf;
 	uint64_t	 in;		/* packets handed to it */
 	uint64_t	 dropped;	/* stages: packets it dropped */
+	json_t		*final;		/* counters kept once it is closed */
 };
 
 struct merge_src {
