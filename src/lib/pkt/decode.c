@@ -103,11 +103,14 @@ struct walk {
 	uint32_t		 caplen;
 	uint32_t		 lim;	/* protocol bound: IP total length,
 					   PPPoE length; UINT32_MAX if none */
+	uint32_t		 hdr_end;
+	unsigned		 n;	/* layers used */
+	uint16_t		 dflags;/* WEIR_DF_* */
 	uint8_t			 lflags;/* WEIR_LF_TUNNEL/QUOTED for new
 					   layers */
 };
 
-static inline void
+static inline __attribute__((always_inline)) void
 set_lim(struct walk *w, uint64_t lim)
 {
 	if (lim < w->lim)
@@ -121,13 +124,13 @@ set_lim(struct walk *w, uint64_t lim)
  * Cut by the protocol bound: inconsistent headers, except inside an ICMP
  * quote, which is short by design.
  */
-static inline void
+static inline __attribute__((always_inline)) void
 note_cut(struct walk *w, uint64_t e)
 {
 	if (e > w->caplen && w->lim > w->caplen)
-		w->d->flags |= WEIR_DF_TRUNC;
+		w->dflags |= WEIR_DF_TRUNC;
 	if (e > w->lim && !(w->lflags & WEIR_LF_QUOTED))
-		w->d->flags |= WEIR_DF_MALFORMED;
+		w->dflags |= WEIR_DF_MALFORMED;
 }
 
 /*
@@ -135,7 +138,7 @@ note_cut(struct walk *w, uint64_t e)
  * none of it is present or the layer table is full.  A header that runs
  * past the window is recorded with WEIR_LF_TRUNC; callers stop there.
  */
-static int
+static inline __attribute__((always_inline)) int
 push(struct walk *w, uint32_t off, uint32_t len, uint8_t kind)
 {
 	struct weir_decoded	*d = w->d;
@@ -150,23 +153,23 @@ push(struct walk *w, uint32_t off, uint32_t len, uint8_t kind)
 		fl |= WEIR_LF_TRUNC;
 		e = w->c.end;
 	}
-	if (d->n >= WEIR_MAX_LAYERS) {
-		d->flags |= WEIR_DF_TOODEEP;
+	if (w->n >= WEIR_MAX_LAYERS) {
+		w->dflags |= WEIR_DF_TOODEEP;
 		return -1;
 	}
-	l = &d->l[d->n];
+	l = &d->l[w->n];
 	l->off = off;
 	l->len = (uint16_t)len;
 	l->kind = kind;
 	l->flags = fl;
-	if (e > d->hdr_end)
-		d->hdr_end = (uint32_t)e;
-	return d->n++;
+	if (e > w->hdr_end)
+		w->hdr_end = (uint32_t)e;
+	return (int)w->n++;
 }
 
 #define CUT(d, i)	((d)->l[(i)].flags & WEIR_LF_TRUNC)
 
-static inline void
+static inline __attribute__((always_inline)) void
 ip_seen(struct walk *w, int i)
 {
 	struct weir_decoded	*d = w->d;
@@ -180,7 +183,7 @@ ip_seen(struct walk *w, int i)
 	}
 }
 
-static inline void
+static inline __attribute__((always_inline)) void
 l4_seen(struct walk *w, int i)
 {
 	if (i >= 0 && !(w->lflags & WEIR_LF_QUOTED))
@@ -207,10 +210,7 @@ weir_decode(struct weir_pkt *p)
 	uint8_t			 proto = 0, ipver = 0, b = 0, b2 = 0, kind;
 	int			 i, cur_ip = -1;
 
-	d->n = 0;
 	d->ip = d->inner_ip = d->l4 = WEIR_NO_LAYER;
-	d->flags = 0;
-	d->hdr_end = 0;
 	p->decoded = 1;
 
 	w.c.buf = p->data;
@@ -218,6 +218,9 @@ weir_decode(struct weir_pkt *p)
 	w.caplen = p->caplen;
 	w.lim = UINT32_MAX;
 	w.lflags = 0;
+	w.n = 0;
+	w.hdr_end = 0;
+	w.dflags = 0;
 	set_lim(&w, UINT32_MAX);
 
 	switch (p->linktype) {
@@ -226,14 +229,14 @@ weir_decode(struct weir_pkt *p)
 		break;
 	case WEIR_LT_LINUX_SLL:
 		if ((i = push(&w, 0, 16, WEIR_L_SLL)) < 0 || CUT(d, i))
-			return;
+			goto done;
 		(void)get_be16(&w.c, 14, &et);
 		off = 16;
 		s = S_ETYPE;
 		break;
 	case WEIR_LT_LINUX_SLL2:
 		if ((i = push(&w, 0, 20, WEIR_L_SLL2)) < 0 || CUT(d, i))
-			return;
+			goto done;
 		(void)get_be16(&w.c, 0, &et);
 		off = 20;
 		s = S_ETYPE;
@@ -250,7 +253,7 @@ weir_decode(struct weir_pkt *p)
 	case WEIR_LT_NULL:
 	case WEIR_LT_LOOP:
 		if ((i = push(&w, 0, 4, WEIR_L_LOOP)) < 0 || CUT(d, i))
-			return;
+			goto done;
 		(void)get_be32(&w.c, 0, &v32);
 		/*
 		 * DLT_NULL holds the AF in the byte order of the machine
@@ -271,13 +274,13 @@ weir_decode(struct weir_pkt *p)
 			s = S_IPV6;
 			break;
 		default:
-			d->flags |= WEIR_DF_UNKNOWN;
-			return;
+			w.dflags |= WEIR_DF_UNKNOWN;
+			goto done;
 		}
 		break;
 	default:
-		d->flags |= WEIR_DF_UNKNOWN;
-		return;
+		w.dflags |= WEIR_DF_UNKNOWN;
+		goto done;
 	}
 
 	for (;;) {
@@ -299,10 +302,10 @@ weir_decode(struct weir_pkt *p)
 				 * The LLC/SNAP header becomes part of the layer
 				 * that held the length.
 				 */
-				i = d->n - 1;
+				i = (int)w.n - 1;
 				if (i < 0 || (d->l[i].kind != WEIR_L_ETH &&
 				    d->l[i].kind != WEIR_L_VLAN)) {
-					d->flags |= WEIR_DF_UNKNOWN;
+					w.dflags |= WEIR_DF_UNKNOWN;
 					goto done;
 				}
 				if (!get_be16(&w.c, off, &v16)) {
@@ -310,7 +313,7 @@ weir_decode(struct weir_pkt *p)
 					goto done;
 				}
 				if (v16 != 0xaaaa) {
-					d->flags |= WEIR_DF_UNKNOWN;
+					w.dflags |= WEIR_DF_UNKNOWN;
 					goto done;
 				}
 				if (!get_u8(&w.c, off + 2, &b) ||
@@ -319,13 +322,13 @@ weir_decode(struct weir_pkt *p)
 					goto done;
 				}
 				if (b != 0x03 || et < 0x600) {
-					d->flags |= WEIR_DF_UNKNOWN;
+					w.dflags |= WEIR_DF_UNKNOWN;
 					goto done;
 				}
 				d->l[i].len += 8;
 				off += 8;
-				if (off > d->hdr_end)
-					d->hdr_end = off;
+				if (off > w.hdr_end)
+					w.hdr_end = off;
 				continue;
 			}
 			switch (et) {
@@ -362,7 +365,7 @@ weir_decode(struct weir_pkt *p)
 				    b2 == 4)
 					(void)push(&w, off, 28, WEIR_L_ARP);
 				else
-					d->flags |= WEIR_DF_UNKNOWN;
+					w.dflags |= WEIR_DF_UNKNOWN;
 				goto done;
 			case ET_PPPOE_S:
 				/* ver/type, code, session, length, PPP proto */
@@ -374,7 +377,7 @@ weir_decode(struct weir_pkt *p)
 					goto done;
 				}
 				if (b != 0x11 || b2 != 0 || v16 < 2) {
-					d->flags |= WEIR_DF_MALFORMED;
+					w.dflags |= WEIR_DF_MALFORMED;
 					goto done;
 				}
 				set_lim(&w, (uint64_t)off + 6 + v16);
@@ -384,12 +387,12 @@ weir_decode(struct weir_pkt *p)
 				else if (v16b == 0x0057)
 					s = S_IPV6;
 				else {
-					d->flags |= WEIR_DF_UNKNOWN;
+					w.dflags |= WEIR_DF_UNKNOWN;
 					goto done;
 				}
 				continue;
 			default:
-				d->flags |= WEIR_DF_UNKNOWN;
+				w.dflags |= WEIR_DF_UNKNOWN;
 				goto done;
 			}
 			goto done;	/* not reached */
@@ -424,7 +427,7 @@ weir_decode(struct weir_pkt *p)
 				s = S_ETH;
 				continue;
 			default:
-				d->flags |= WEIR_DF_UNKNOWN;
+				w.dflags |= WEIR_DF_UNKNOWN;
 				goto done;
 			}
 			goto done;	/* not reached */
@@ -439,7 +442,7 @@ weir_decode(struct weir_pkt *p)
 			else if (b >> 4 == 6)
 				s = S_IPV6;
 			else {
-				d->flags |= WEIR_DF_UNKNOWN;
+				w.dflags |= WEIR_DF_UNKNOWN;
 				goto done;
 			}
 			continue;
@@ -451,7 +454,7 @@ weir_decode(struct weir_pkt *p)
 			}
 			hl = (uint32_t)(b & 0x0f) * 4;
 			if (b >> 4 != 4 || hl < 20) {
-				d->flags |= WEIR_DF_MALFORMED;
+				w.dflags |= WEIR_DF_MALFORMED;
 				goto done;
 			}
 			if ((i = push(&w, off, hl, WEIR_L_IPV4)) < 0)
@@ -463,7 +466,7 @@ weir_decode(struct weir_pkt *p)
 			(void)get_be16(&w.c, off + 6, &v16b);	/* frag */
 			(void)get_u8(&w.c, off + 9, &proto);
 			if (v16 != 0 && v16 < hl) {
-				d->flags |= WEIR_DF_MALFORMED;
+				w.dflags |= WEIR_DF_MALFORMED;
 				goto done;
 			}
 			if (v16b & 0x3fff) {
@@ -488,7 +491,7 @@ weir_decode(struct weir_pkt *p)
 				goto done;
 			}
 			if (b >> 4 != 6) {
-				d->flags |= WEIR_DF_MALFORMED;
+				w.dflags |= WEIR_DF_MALFORMED;
 				goto done;
 			}
 			if ((i = push(&w, off, 40, WEIR_L_IPV6)) < 0)
@@ -514,7 +517,7 @@ weir_decode(struct weir_pkt *p)
 				if (get_u8(&w.c, off + 12, &b)) {
 					hl = (uint32_t)(b >> 4) * 4;
 					if (hl < 20) {
-						d->flags |= WEIR_DF_MALFORMED;
+						w.dflags |= WEIR_DF_MALFORMED;
 						goto done;
 					}
 				}
@@ -631,7 +634,7 @@ weir_decode(struct weir_pkt *p)
 			}
 			/* A protocol we do not walk into (ESP...). */
 			l4_seen(&w, push(&w, off, 0, WEIR_L_OTHER_L4));
-			d->flags |= WEIR_DF_UNKNOWN;
+			w.dflags |= WEIR_DF_UNKNOWN;
 			goto done;
 
 		case S_GRE:
@@ -655,7 +658,7 @@ weir_decode(struct weir_pkt *p)
 			off += hl;
 			/* RFC 1701 source routes and unknown versions. */
 			if ((v16 & 0x4000) || (v16 & 0x0007) > 1) {
-				d->flags |= WEIR_DF_UNKNOWN;
+				w.dflags |= WEIR_DF_UNKNOWN;
 				goto done;
 			}
 			switch (et) {
@@ -695,20 +698,22 @@ weir_decode(struct weir_pkt *p)
 				off += hl;
 				if (((b >> 2) & 0x1f) != 0) {
 					/* frame type other than Ethernet */
-					d->flags |= WEIR_DF_UNKNOWN;
+					w.dflags |= WEIR_DF_UNKNOWN;
 					goto done;
 				}
 				w.lflags |= WEIR_LF_TUNNEL;
 				s = S_ETH;
 				continue;
 			default:
-				d->flags |= WEIR_DF_UNKNOWN;
+				w.dflags |= WEIR_DF_UNKNOWN;
 				goto done;
 			}
 		}
 	}
 done:
-	return;
+	d->n = (uint8_t)w.n;
+	d->flags = w.dflags;
+	d->hdr_end = w.hdr_end;
 }
 
 /* The protocol number a complete IP or extension header announces. */
