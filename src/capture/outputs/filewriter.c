@@ -85,6 +85,8 @@ struct weir_filewriter {
 
 	/* The physical file. */
 	int		 opened, fd, dirfd, hdr_written, hashing;
+	int		 tmpl_time;		/* name has strftime parts */
+	int		 publish_empty;		/* keep a file of no packets */
 	uint64_t	 seq, next_seq;
 	char		 dir[PATH_MAX];
 	char		 base[NAMEBUF];
@@ -451,6 +453,7 @@ weir_fw_open(struct weir_filewriter **fwp, const char *mod,
 
 	/* Rotating files need distinct names: add the sequence number. */
 	tmpl_scan(path, &has_n, &has_time);
+	fw->tmpl_time = has_time;
 	if ((fw->rot_size || fw->rot_packets || fw->period != PERIOD_NONE ||
 	    fw->seconds) && !has_n && !has_time)
 		rc = tmpl_insert(path, "-%N", fw->tmpl, sizeof(fw->tmpl));
@@ -1252,8 +1255,10 @@ fw_write_meta(struct weir_filewriter *fw, const char *final, int reason,
 	json_object_set_new(doc, "path", json_string(path));
 	json_object_set_new(doc, "sequence", json_integer((json_int_t)fw->seq));
 	json_object_set_new(doc, "reason", json_string(reason_names[reason]));
-	set_ts(doc, "first_ts", fw->ts_min);
-	set_ts(doc, "last_ts", fw->ts_max);
+	if (fw->pkts > 0) {
+		set_ts(doc, "first_ts", fw->ts_min);
+		set_ts(doc, "last_ts", fw->ts_max);
+	}
 	json_object_set_new(doc, "packets", json_integer((json_int_t)fw->pkts));
 	json_object_set_new(doc, "bytes", json_integer((json_int_t)fw->cap));
 	json_object_set_new(doc, "wire_bytes",
@@ -1369,11 +1374,12 @@ fw_publish(struct weir_filewriter *fw, int reason)
 	fw->opened = 0;
 	/* The hasher reads through fd: detach it before closing. */
 	if (fw->hashing) {
-		if (hasher_finish(fw, d) == 0 && fw->pkts > 0)
+		if (hasher_finish(fw, d) == 0 && (fw->pkts > 0 ||
+		    fw->publish_empty))
 			hex(d, 32, sha);
 		fw->hashing = 0;
 	}
-	if (fw->pkts == 0) {
+	if (fw->pkts == 0 && !fw->publish_empty) {
 		/* Nothing complete was written: no file, no sidecar. */
 		close(fw->fd);
 		unlinkat(fw->dirfd, fw->hidden, 0);
@@ -1493,6 +1499,19 @@ weir_fw_close(struct weir_filewriter *fw, struct weir_err *err)
 
 	if (fw == NULL)
 		return 0;
+	/*
+	 * Like tcpdump -w, an output that saw no packet still leaves a
+	 * valid empty file, unless its name depends on packet time.
+	 */
+	if (!fw->active && fw->next_seq == 0 && !fw->tmpl_time) {
+		fw->active = 1;
+		fw->slot_start = 0;
+		fw->slot_end = UINT64_MAX;
+		fw->start_ts = 0;
+		fw->publish_empty = 1;
+		if (fw_try(fw, NULL, 0) < 0)
+			fw->active = 0;
+	}
 	if (fw->active)
 		weir_fw_rotate(fw, WEIR_FW_END);
 	if (fw->lost) {

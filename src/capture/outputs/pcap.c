@@ -268,6 +268,9 @@ out_open(void **st, const json_t *conf, const struct weir_env *env,
 	if ((o = calloc(1, sizeof(*o))) == NULL)
 		goto fail;
 	o->env = env;
+	/* An empty file still names the link type of the first input. */
+	if (env->ifaces != NULL && env->ifaces->n > 0)
+		o->linktype = env->ifaces->v[0].linktype;
 	o->ng = ng;
 	o->snaplen = (uint32_t)json_integer_value(json_object_get(conf,
 	    "snaplen"));
