@@ -7,14 +7,17 @@
  * Every tshark/tcpdump run is started first and read later, so they run
  * side by side and the test stays quick.
  */
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "weir/err.h"
@@ -34,7 +37,7 @@ struct rec {
 
 struct run {
 	struct rec	*r;
-	size_t		 n;
+	size_t		 n, cap;
 	int		 rc;		/* 0, or the error code returned */
 	int		 at_open;	/* the error came from open */
 	char		 msg[512];
@@ -56,6 +59,7 @@ struct trow {
 
 struct tshark {
 	FILE		*fp;
+	pid_t		 pid;
 	struct trow	*row;
 	size_t		 n;
 };
@@ -90,7 +94,10 @@ collect(struct weir_input *in, struct run *ru, unsigned max)
 				    in->err.msg);
 			break;
 		}
-		ru->r = realloc(ru->r, (ru->n + (size_t)n) * sizeof(*ru->r));
+		while (ru->n + (size_t)n > ru->cap) {
+			ru->cap = ru->cap ? 2 * ru->cap : 256;
+			ru->r = realloc(ru->r, ru->cap * sizeof(*ru->r));
+		}
 		for (i = 0; i < n; i++) {
 			struct rec *r = &ru->r[ru->n + (size_t)i];
 
@@ -166,18 +173,56 @@ read_fd(int fd, const char *name, struct run *ru, unsigned max)
 	ru->nif = ifaces.n - ru->if0;
 }
 
+/*
+ * Start argv with its stdout on a pipe and stderr on /dev/null.
+ * posix_spawn, not popen: under ASan, fork() of the test costs about
+ * half a second per child.
+ */
+static FILE *
+spawn(char *const argv[], pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	int p[2];
+	FILE *fp = NULL;
+
+	*pid = -1;
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return NULL;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	if (posix_spawnp(pid, argv[0], &fa, NULL, argv, environ) == 0)
+		fp = fdopen(p[0], "r");
+	else
+		close(p[0]);
+	close(p[1]);
+	posix_spawn_file_actions_destroy(&fa);
+	return fp;
+}
+
+static void
+reap(FILE *fp, pid_t pid)
+{
+	if (fp != NULL)
+		fclose(fp);
+	if (pid > 0)
+		waitpid(pid, NULL, 0);
+}
+
 static void
 tshark_start(struct tshark *t, const char *path)
 {
-	char cmd[1024];
+	char file[256];
+	char *argv[] = { "tshark", "-n", "-r", file, "-T", "fields",
+	    "-E", "separator=/t", "-e", "frame.interface_id",
+	    "-e", "frame.time_epoch", "-e", "frame.len", "-e", "frame.cap_len",
+	    "-e", "frame.encap_type", "-e", "erf.flags.cap",
+	    "-e", "frame.packet_flags_direction", "-e", "frame.interface_name",
+	    NULL };
 
-	snprintf(cmd, sizeof(cmd), "tshark -n -r '%s' -T fields "
-	    "-E separator=/t -e frame.interface_id -e frame.time_epoch "
-	    "-e frame.len -e frame.cap_len -e frame.encap_type "
-	    "-e erf.flags.cap -e frame.packet_flags_direction "
-	    "-e frame.interface_name 2>/dev/null", path);
+	snprintf(file, sizeof(file), "%s", path);
 	memset(t, 0, sizeof(*t));
-	t->fp = popen(cmd, "r");
+	t->fp = spawn(argv, &t->pid);
 }
 
 /* "1095292801.000721395" -> ns, exactly. */
@@ -217,7 +262,9 @@ tshark_finish(struct tshark *t)
 		/* Rows without an encapsulation are custom blocks. */
 		if (f[4][0] == '\0')
 			continue;
-		t->row = realloc(t->row, (t->n + 1) * sizeof(*t->row));
+		if ((t->n & (t->n - 1)) == 0)	/* 0, 1, 2, 4, ...: double */
+			t->row = realloc(t->row, (t->n ? 2 * t->n : 1) *
+			    sizeof(*t->row));
 		r = &t->row[t->n++];
 		memset(r, 0, sizeof(*r));
 		r->has_if = f[0][0] != '\0';
@@ -231,12 +278,23 @@ tshark_finish(struct tshark *t)
 		r->pdir = f[6][0] != '\0' ? (int)strtol(f[6], NULL, 0) : -1;
 		snprintf(r->name, sizeof(r->name), "%s", f[7]);
 	}
-	pclose(t->fp);
+	reap(t->fp, t->pid);
 	t->fp = NULL;
 }
 
+/* Lines tcpdump prints for a file: its packet count. */
+static FILE *
+tcpdump_start(const char *path, pid_t *pid)
+{
+	char file[256];
+	char *argv[] = { "tcpdump", "-n", "-r", file, NULL };
+
+	snprintf(file, sizeof(file), "%s", path);
+	return spawn(argv, pid);
+}
+
 static long
-count_lines(FILE *fp)
+count_lines(FILE *fp, pid_t pid)
 {
 	char line[4096];
 	long n = 0;
@@ -246,7 +304,7 @@ count_lines(FILE *fp)
 	while (fgets(line, sizeof(line), fp) != NULL)
 		if (strchr(line, '\n') != NULL)
 			n++;
-	pclose(fp);
+	reap(fp, pid);
 	return n;
 }
 
@@ -744,6 +802,7 @@ main(void)
 	struct run r100, r100ns, r100ng, r100erf, rfrag, rnfs, rnano, rzeek;
 	struct run r202le, r202be, rbug, rmime, rshb, rfragns;
 	FILE *cbug, *cmime;
+	pid_t pbug, pmime;
 	long nbug, nmime;
 	struct stat sb;
 	size_t i, bad;
@@ -761,10 +820,8 @@ main(void)
 	tshark_start(&t202le, D "gopacket-test202-le.pcapng");
 	tshark_start(&t202be, D "gopacket-test202-be.pcapng");
 	tshark_start(&tepb, epbdir_path);
-	cbug = popen("tcpdump -n -r " D "suricata-bug6875-fuzz.pcap "
-	    "2>/dev/null", "r");
-	cmime = popen("tcpdump -n -r " D "suricata-http-mime-truncated.pcap "
-	    "2>/dev/null", "r");
+	cbug = tcpdump_start(D "suricata-bug6875-fuzz.pcap", &pbug);
+	cmime = tcpdump_start(D "suricata-http-mime-truncated.pcap", &pmime);
 
 	/* The same 100 packets in four containers. */
 	read_file(D "libtrace-100_packets.pcap", &r100, 1024);
@@ -884,7 +941,7 @@ main(void)
 
 	/* Corrupt and cut-short files. */
 	read_file(D "suricata-bug6875-fuzz.pcap", &rbug, 1024);
-	nbug = count_lines(cbug);
+	nbug = count_lines(cbug, pbug);
 	snprintf(want, sizeof(want), "file '" D "suricata-bug6875-fuzz.pcap'"
 	    ": offset %u:", 24 + 16 + (rbug.n ? rbug.r[0].caplen : 0));
 	ok(nbug == 1 && (long)rbug.n == nbug, "bug6875: %zu packets before "
@@ -893,7 +950,7 @@ main(void)
 	    "bug6875: %s", rbug.msg);
 
 	read_file(D "suricata-http-mime-truncated.pcap", &rmime, 1024);
-	nmime = count_lines(cmime);
+	nmime = count_lines(cmime, pmime);
 	stat(D "suricata-http-mime-truncated.pcap", &sb);
 	snprintf(want, sizeof(want), "file '" D "suricata-http-mime-"
 	    "truncated.pcap': offset %lld: record header cut short (1 of 16 "
