@@ -178,26 +178,33 @@ read_fd(int fd, const char *name, struct run *ru, unsigned max)
  * posix_spawn, not popen: under ASan, fork() of the test costs about
  * half a second per child.
  */
-static FILE *
-spawn(char *const argv[], pid_t *pid)
+static int
+spawn_fd(char *const argv[], pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
-	int p[2];
-	FILE *fp = NULL;
+	int p[2], fd = -1;
 
 	*pid = -1;
 	if (pipe2(p, O_CLOEXEC) != 0)
-		return NULL;
+		return -1;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
 	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
 	if (posix_spawnp(pid, argv[0], &fa, NULL, argv, environ) == 0)
-		fp = fdopen(p[0], "r");
+		fd = p[0];
 	else
 		close(p[0]);
 	close(p[1]);
 	posix_spawn_file_actions_destroy(&fa);
-	return fp;
+	return fd;
+}
+
+static FILE *
+spawn(char *const argv[], pid_t *pid)
+{
+	int fd = spawn_fd(argv, pid);
+
+	return fd < 0 ? NULL : fdopen(fd, "r");
 }
 
 static void
@@ -800,7 +807,7 @@ main(void)
 	struct tshark t100, t100ns, t100ng, t100erf, tfrag, tnfs, tnano;
 	struct tshark tzeek, t202le, t202be, tepb;
 	struct run r100, r100ns, r100ng, r100erf, rfrag, rnfs, rnano, rzeek;
-	struct run r202le, r202be, rbug, rmime, rshb, rfragns;
+	struct run r202le, r202be, rbug, rmime, rshb, rfragns, rpipe;
 	FILE *cbug, *cmime;
 	pid_t pbug, pmime;
 	long nbug, nmime;
@@ -886,6 +893,19 @@ main(void)
 	ok(rfragns.n == 10000 && same_seq(&rfrag, &rfragns, 1),
 	    "fragtest.erf: identical (ts, caplen, wirelen, data) to editcap's "
 	    "ns pcap conversion");
+
+	/* The same through a pipe: short reads, no file size. */
+	{
+		char *argv[] = { "cat", D "libtrace-fragtest.erf", NULL };
+		pid_t pid;
+		int fd = spawn_fd(argv, &pid);
+
+		read_fd(fd, "pipe", &rpipe, 1024);
+		waitpid(pid, NULL, 0);
+		ok(rpipe.rc == 0 && same_seq(&rfrag, &rpipe, 1),
+		    "fragtest.erf through a pipe reads the same (%zu, rc %d)",
+		    rpipe.n, rpipe.rc);
+	}
 
 	read_file(D "ndpi-nfsv3-bigendian.pcap", &rnfs, 50);
 	tshark_finish(&tnfs);
@@ -975,7 +995,7 @@ main(void)
 	free(r100.r); free(r100ns.r); free(r100ng.r); free(r100erf.r);
 	free(rfrag.r); free(rnfs.r); free(rnano.r); free(rzeek.r);
 	free(r202le.r); free(r202be.r); free(rbug.r); free(rmime.r);
-	free(rshb.r); free(rfragns.r);
+	free(rshb.r); free(rfragns.r); free(rpipe.r);
 	free(t100.row); free(t100ns.row); free(t100ng.row); free(t100erf.row);
 	free(tfrag.row); free(tnfs.row); free(tnano.row); free(tzeek.row);
 	free(t202le.row); free(t202be.row); free(tepb.row);

@@ -469,13 +469,10 @@ png_run(struct weir_input *in, struct weir_pkt *pkts, unsigned max)
 				    blen);
 				goto out;
 			}
-			if (type == PNG_EPB) {
+			if (type == PNG_EPB)
 				ifid = fmt_rd32(p + 8, swap);
-			} else {
+			else
 				ifid = fmt_rd16(p + 8, swap);
-				if (fmt_rd16(p + 10, swap) != 0xffff)
-					in->lost += fmt_rd16(p + 10, swap);
-			}
 			if (ifid >= st->nif) {
 				rc = fmt_errat(in, -WEIR_EFORMAT, off, "%s for "
 				    "interface %u, but the section has %u",
@@ -510,6 +507,9 @@ png_run(struct weir_input *in, struct weir_pkt *pkts, unsigned max)
 				png_lenfix(in, off, caplen, wirelen);
 				wirelen = caplen;
 			}
+			/* PB drops_count: 0xffff means unknown */
+			if (type == PNG_PB && fmt_rd16(p + 10, swap) != 0xffff)
+				in->lost += fmt_rd16(p + 10, swap);
 			png_fill(&pkts[n++], f, p + 28, caplen, wirelen, ts,
 			    flags);
 			st->last_ts = ts;
