@@ -81,6 +81,8 @@ struct weir_layer {
 #define WEIR_DF_MALFORMED	0x02	/* a header was inconsistent */
 #define WEIR_DF_UNKNOWN		0x04	/* stopped at a protocol we skip */
 #define WEIR_DF_TOODEEP		0x08	/* WEIR_MAX_LAYERS reached */
+#define WEIR_DF_BADIP		0x10	/* an IP header we could not follow:
+					   its addresses are not in a layer */
 
 #define WEIR_NO_LAYER		0xff
 

@@ -956,6 +956,43 @@ test_trace(const char *path, int min_good, int min_quoted)
 	pcap_close(pc);
 }
 
+/* A packet whose addresses cannot all be rewritten never passes. */
+static void
+test_incomplete(void)
+{
+	uint8_t pk[40];
+	struct run r;
+
+	memset(pk, 0, sizeof(pk));
+	pk[0] = 0x45;
+	pk[3] = 40;
+	pk[8] = 64;
+	pk[9] = 6;
+	memcpy(pk + 12, orig[0], 4);
+	memcpy(pk + 16, orig[1], 4);
+	/* Cut inside the source address (raw IP, caplen 14). */
+	run_stage("", pk, 14, WEIR_LT_RAW, &r);
+	ok(counter(&r, "dropped_incomplete") == 1,
+	    "a source address cut by the snaplen drops the packet");
+	ok(pk[12] == orig[0][0] && pk[13] == orig[0][1],
+	    "the cut address was not half rewritten");
+	run_stage(", \"incomplete\": \"keep\"", pk, 14, WEIR_LT_RAW, &r);
+	ok(counter(&r, "dropped_incomplete") == 0 &&
+	    counter(&r, "skipped_truncated") >= 1,
+	    "incomplete 'keep' passes it, counted as skipped");
+	/* IHL 4: the decoder cannot follow the header at all. */
+	pk[0] = 0x44;
+	run_stage("", pk, 40, WEIR_LT_RAW, &r);
+	ok(counter(&r, "dropped_incomplete") == 1,
+	    "a malformed IPv4 header drops the packet");
+	pk[0] = 0x45;
+	pk[32] = 0x50;		/* TCP data offset 5 */
+	run_stage("", pk, 40, WEIR_LT_RAW, &r);
+	ok(counter(&r, "dropped_incomplete") == 0 &&
+	    counter(&r, "addresses_v4") == 2,
+	    "a whole header passes with both addresses rewritten");
+}
+
 int
 main(void)
 {
@@ -984,6 +1021,7 @@ main(void)
 	test_arp();
 	test_options();
 	test_ipv6_ext();
+	test_incomplete();
 	test_config();
 	test_trace("tests/data/ndpi-nintendo.pcap", 900, 30);
 	test_trace("tests/data/zeek-communityid-icmp6.pcap", 40, 10);

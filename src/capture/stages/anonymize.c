@@ -59,7 +59,15 @@ static const char *const methods[] = { "cryptopan", "netblock", NULL };
 static const char *const selections[] = { "both", "src", "dst", NULL };
 static const char *const csum_modes[] = { "update", "blank", "leave", NULL };
 static const char *const anon_keys[] = { "type", "method", "key_file",
-	"addresses", "ipv4_prefix", "ipv6_prefix", "checksums", NULL };
+	"addresses", "ipv4_prefix", "ipv6_prefix", "checksums", "incomplete",
+	NULL };
+/*
+ * A packet whose addresses cannot all be rewritten (an IP header the
+ * decoder could not follow, nesting too deep, or an address cut
+ * by the capture's snaplen) could leak an address in clear: by default
+ * it is dropped and counted, never passed on.
+ */
+static const char *const incomplete_modes[] = { "drop", "keep", NULL };
 
 /* A checksum and the bytes it covers. */
 struct region {
@@ -76,6 +84,9 @@ struct anon {
 
 	uint64_t	 packets_anonymized, addresses_v4, addresses_v6;
 	uint64_t	 addresses_arp, quoted_headers, skipped_truncated;
+	uint64_t	 dropped_incomplete;
+	int		 keep_incomplete;
+	int		 skipped;	/* this packet had an address skipped */
 
 	/*
 	 * Per-packet scratch, filled by scan(), indexed by layer: limit is
@@ -183,6 +194,9 @@ anon_check(json_t *conf, const json_t *policy, struct weir_err *err)
 	if ((rc = weir_conf_enum(conf, MOD, "addresses", "both", selections,
 	    NULL, err)) < 0)
 		return rc;
+	if ((rc = weir_conf_enum(conf, MOD, "incomplete", "drop",
+	    incomplete_modes, NULL, err)) < 0)
+		return rc;
 	return weir_conf_enum(conf, MOD, "checksums", "update", csum_modes,
 	    NULL, err);
 }
@@ -225,6 +239,7 @@ anon_open(void **stp, const json_t *conf, const struct weir_env *env,
 	st->method = choice(conf, "method", methods);
 	st->sel = choice(conf, "addresses", selections);
 	st->csum = choice(conf, "checksums", csum_modes);
+	st->keep_incomplete = choice(conf, "incomplete", incomplete_modes);
 	st->v4_prefix = (int)json_integer_value(json_object_get(conf,
 	    "ipv4_prefix"));
 	st->v6_prefix = (int)json_integer_value(json_object_get(conf,
@@ -378,6 +393,7 @@ rewrite(struct anon *st, struct weir_pkt *p, unsigned k, unsigned ip,
 
 	if ((uint64_t)off + n > st->limit[k]) {
 		st->skipped_truncated++;
+		st->skipped = 1;
 		return 0;
 	}
 	memcpy(old, p->data + off, n);
@@ -780,8 +796,18 @@ anon_packet(void *stp, struct weir_batch *b)
 	struct anon *st = stp;
 	unsigned i;
 
-	for (i = 0; i < b->n; i++)
-		anon_one(st, b->p[i]);
+	struct weir_pkt *p;
+
+	for (i = 0; i < b->n; i++) {
+		p = b->p[i];
+		st->skipped = 0;
+		anon_one(st, p);
+		if (!st->keep_incomplete && (st->skipped || (p->dec.flags &
+		    (WEIR_DF_BADIP | WEIR_DF_TOODEEP)))) {
+			p->drop = 1;
+			st->dropped_incomplete++;
+		}
+	}
 	return 0;
 }
 
@@ -804,6 +830,7 @@ anon_stats(void *stp, struct weir_counter *c, size_t max)
 			{ "cache_hits", hits },
 			{ "cache_lookups", lookups },
 			{ "skipped_truncated", st->skipped_truncated },
+			{ "dropped_incomplete", st->dropped_incomplete },
 		};
 
 		for (i = 0; i < max && i < sizeof(v) / sizeof(v[0]); i++)

@@ -454,7 +454,7 @@ weir_decode(struct weir_pkt *p)
 			}
 			hl = (uint32_t)(b & 0x0f) * 4;
 			if (b >> 4 != 4 || hl < 20) {
-				w.dflags |= WEIR_DF_MALFORMED;
+				w.dflags |= WEIR_DF_MALFORMED | WEIR_DF_BADIP;
 				goto done;
 			}
 			if ((i = push(&w, off, hl, WEIR_L_IPV4)) < 0)
@@ -491,7 +491,7 @@ weir_decode(struct weir_pkt *p)
 				goto done;
 			}
 			if (b >> 4 != 6) {
-				w.dflags |= WEIR_DF_MALFORMED;
+				w.dflags |= WEIR_DF_MALFORMED | WEIR_DF_BADIP;
 				goto done;
 			}
 			if ((i = push(&w, off, 40, WEIR_L_IPV6)) < 0)
