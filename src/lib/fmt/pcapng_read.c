@@ -435,8 +435,9 @@ png_run(struct weir_input *in, struct weir_pkt *pkts, unsigned max)
 		blen = fmt_rd32(p + 4, swap);
 		if (blen < PNG_MINBLOCK || (blen & 3) != 0 ||
 		    blen > FMT_MAX_BLOCK) {
-			rc = fmt_errat(in, -WEIR_EFORMAT, off, "%s with invalid "
-			    "total length %u", png_blockname(type), blen);
+			rc = fmt_errat(in, -WEIR_EFORMAT, off,
+			    "%s with invalid total length %u",
+			    png_blockname(type), blen);
 			break;
 		}
 		if (avail < blen) {
@@ -450,8 +451,9 @@ png_run(struct weir_input *in, struct weir_pkt *pkts, unsigned max)
 			continue;
 		}
 		if (fmt_rd32(p + blen - 4, swap) != blen) {
-			rc = fmt_errat(in, -WEIR_EFORMAT, off, "%s total length "
-			    "%u in header and %u in trailer differ",
+			rc = fmt_errat(in, -WEIR_EFORMAT, off,
+			    "%s total length %u in header and %u in trailer "
+			    "differ",
 			    png_blockname(type), blen,
 			    fmt_rd32(p + blen - 4, swap));
 			break;
@@ -464,9 +466,9 @@ png_run(struct weir_input *in, struct weir_pkt *pkts, unsigned max)
 			if (pkts == NULL)
 				goto out;
 			if (body < PNG_EPB_BODY) {
-				rc = fmt_errat(in, -WEIR_EFORMAT, off, "%s of %u "
-				    "bytes is too short", png_blockname(type),
-				    blen);
+				rc = fmt_errat(in, -WEIR_EFORMAT, off,
+				    "%s of %u bytes is too short",
+				    png_blockname(type), blen);
 				goto out;
 			}
 			if (type == PNG_EPB)
