@@ -214,7 +214,8 @@ main(int argc, char **argv)
 	}
 	if (!json_is_array(stages)) {
 		log_err("experiment: 'stages' must be a list");
-		return EXIT_USAGE;
+		status = EXIT_USAGE;
+		goto done;
 	}
 	prepend = json_array();
 	for (flen = 0, i = optind; i < argc; i++)
@@ -255,7 +256,8 @@ main(int argc, char **argv)
 			json_object_set_new(exp, "outputs", json_array());
 		if (!json_is_array(json_object_get(exp, "outputs"))) {
 			log_err("experiment: 'outputs' must be a list");
-			return EXIT_USAGE;
+			status = EXIT_USAGE;
+			goto done;
 		}
 	}
 	if (wfile != NULL) {

@@ -77,8 +77,11 @@ weir_merge_next(struct weir_merge *m, struct weir_pkt **out, unsigned max)
 	merge_refill(m);
 	if (m->n == 1) {
 		s = &m->src[0];
-		while (s->i < s->n && k < max)
+		while (s->i < s->n && k < max) {
+			s->used_bytes += s->pk[s->i].caplen;
 			out[k++] = &s->pk[s->i++];
+		}
+		s->used += k;
 		return k;
 	}
 	while (k < max) {
@@ -95,6 +98,8 @@ weir_merge_next(struct weir_merge *m, struct weir_pkt **out, unsigned max)
 		}
 		if (best == NULL)
 			break;
+		best->used++;
+		best->used_bytes += best->pk[best->i].caplen;
 		out[k++] = &best->pk[best->i++];
 	}
 	return k;

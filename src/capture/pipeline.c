@@ -278,9 +278,21 @@ weir_pipeline_stats(void *arg)
 	o = json_object();
 	a = json_array();
 	for (i = 0; i < pl->ninputs; i++) {
-		x = json_pack("{s:s,s:I,s:I}", "path", pl->inputs[i].path,
-		    "packets", (json_int_t)pl->inputs[i].pkts,
-		    "bytes", (json_int_t)pl->inputs[i].bytes);
+		struct weir_input *in = &pl->inputs[i];
+		const struct merge_src *ms = &pl->merge.src[i];
+
+		/*
+		 * "packets" are those handed to the stages (a -c stop can
+		 * leave some read ahead, counted in "read_ahead").
+		 */
+		x = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "path",
+		    in->path, "format", in->ops ? in->ops->name : "",
+		    "packets", (json_int_t)ms->used,
+		    "bytes", (json_int_t)ms->used_bytes,
+		    "read_ahead", (json_int_t)(in->pkts - ms->used),
+		    "skipped_records", (json_int_t)in->skipped,
+		    "caplen_fixed", (json_int_t)in->lenfix,
+		    "lost_at_capture", (json_int_t)in->lost);
 		if (pl->merge.n > i && pl->merge.src[i].error)
 			json_object_set_new(x, "error",
 			    json_string(pl->inputs[i].err.msg));

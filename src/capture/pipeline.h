@@ -35,6 +35,7 @@ struct merge_src {
 	unsigned	 n, i;		/* filled, consumed */
 	int		 done;
 	int		 error;		/* negative code, or 0 */
+	uint64_t	 used, used_bytes;	/* handed to the pipeline */
 };
 
 struct weir_merge {

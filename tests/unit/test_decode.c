@@ -924,8 +924,8 @@ test_hand(void)
 	b.b[42 + 12] = 0x80;
 	b.b[14] = 0x67;
 	dec(&p, &b, b.n, WEIR_LT_EN10MB);
-	ok(p.dec.flags == WEIR_DF_MALFORMED && p.dec.n == 1,
-	    "version 6 in an 0x0800 frame: malformed");
+	ok(p.dec.flags == (WEIR_DF_MALFORMED | WEIR_DF_BADIP) &&
+	    p.dec.n == 1, "version 6 in an 0x0800 frame: malformed, bad ip");
 	free(p.data);
 	b.b[14] = 0x47;
 	/* Total length shorter than the TCP header: cut by the IP bound,
