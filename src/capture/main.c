@@ -65,8 +65,11 @@ load_json(const char *path, const char *what)
 
 	j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
 	if (j == NULL) {
-		log_err("%s '%s': line %d column %d: %s", what, path, je.line,
-		    je.column, je.text);
+		if (je.line < 1)
+			log_err("%s '%s': %s", what, path, je.text);
+		else
+			log_err("%s '%s': line %d column %d: %s", what, path,
+			    je.line, je.column, je.text);
 		exit(EXIT_USAGE);
 	}
 	if (!json_is_object(j)) {
@@ -132,7 +135,8 @@ main(int argc, char **argv)
 			if (strcmp(optarg, "pcap") && strcmp(optarg, "pcapng")) {
 				log_err("option -F: '%s' must be 'pcap' or "
 				    "'pcapng'", optarg);
-				return EXIT_USAGE;
+				status = EXIT_USAGE;
+				goto usage_error;
 			}
 			format = optarg;
 			break;
@@ -190,10 +194,11 @@ main(int argc, char **argv)
 		case 'h':
 		case OPT_HELP:
 			usage(stdout);
-			return 0;
+			goto usage_error;
 		default:
 			usage(stderr);
-			return EXIT_USAGE;
+			status = EXIT_USAGE;
+			goto usage_error;
 		}
 	}
 	weir_log_init("weir-capture", verbosity > WEIR_LOG_DEBUG ?
@@ -347,4 +352,7 @@ done:
 	json_decref(exp);
 	json_decref(policy);
 	return status;
+usage_error:
+	json_decref(inputs);
+	goto done;
 }
