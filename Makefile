@@ -84,7 +84,11 @@ FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -I. -Iinclude -Isrc \
 	   -fsanitize=fuzzer,address,undefined -Wall -Wextra -Werror \
 	   -Wno-unused-parameter
-build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(CAP_SRC)
+FUZZ_OBJ = $(LIB_SRC:%.c=build-fuzz/obj/%.o) $(CAP_SRC:%.c=build-fuzz/obj/%.o)
+build-fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+build-fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $^ $(LDLIBS)
 fuzz-build: $(FUZZ_BIN)
@@ -95,4 +99,4 @@ clean:
 	rm -rf build build-san build-fuzz
 
 .PHONY: all deps demo check bench fuzz fuzz-build clean
--include $(shell find build build-san -name '*.d' 2>/dev/null)
+-include $(shell find build build-san build-fuzz -name '*.d' 2>/dev/null)
