@@ -90,6 +90,14 @@ int	weir_conf_str(json_t *o, const char *mod, const char *key,
 int	weir_conf_enum(json_t *o, const char *mod, const char *key,
 	    const char *def, const char *const *choices, int *out,
 	    struct weir_err *err);
+/* Index of the (checked) string value of key in choices; 0 if absent. */
+int	weir_conf_choice(const json_t *o, const char *key,
+	    const char *const *choices);
+/* Copy a module's counter table into stats()'s array; returns the count. */
+size_t	weir_counters_put(struct weir_counter *c, size_t max,
+	    const struct weir_counter *v, size_t n);
+#define WEIR_COUNTERS_PUT(c, max, v) \
+	weir_counters_put((c), (max), (v), sizeof(v) / sizeof((v)[0]))
 /* Refuse keys not in the NULL-terminated list (typos must not pass). */
 int	weir_conf_known(const json_t *o, const char *mod,
 	    const char *const *keys, struct weir_err *err);

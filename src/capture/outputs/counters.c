@@ -286,11 +286,8 @@ ctr_stats(void *st, struct weir_counter *c, size_t max)
 		{ "gap_lines", o->gaps },
 		{ "late_packets", o->late },
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof(v) / sizeof(v[0]) && i < max; i++)
-		c[i] = v[i];
-	return i;
+	return WEIR_COUNTERS_PUT(c, max, v);
 }
 
 static int

@@ -202,18 +202,6 @@ anon_check(json_t *conf, const json_t *policy, struct weir_err *err)
 }
 
 static int
-choice(const json_t *conf, const char *key, const char *const *choices)
-{
-	const char *s = json_string_value(json_object_get(conf, key));
-	int i;
-
-	for (i = 0; s != NULL && choices[i] != NULL; i++)
-		if (strcmp(s, choices[i]) == 0)
-			return i;
-	return 0;
-}
-
-static int
 anon_close(void *stp, struct weir_err *err)
 {
 	struct anon *st = stp;
@@ -236,10 +224,10 @@ anon_open(void **stp, const json_t *conf, const struct weir_env *env,
 
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return weir_seterr(err, -ENOMEM, MOD ": out of memory");
-	st->method = choice(conf, "method", methods);
-	st->sel = choice(conf, "addresses", selections);
-	st->csum = choice(conf, "checksums", csum_modes);
-	st->keep_incomplete = choice(conf, "incomplete", incomplete_modes);
+	st->method = weir_conf_choice(conf, "method", methods);
+	st->sel = weir_conf_choice(conf, "addresses", selections);
+	st->csum = weir_conf_choice(conf, "checksums", csum_modes);
+	st->keep_incomplete = weir_conf_choice(conf, "incomplete", incomplete_modes);
 	st->v4_prefix = (int)json_integer_value(json_object_get(conf,
 	    "ipv4_prefix"));
 	st->v6_prefix = (int)json_integer_value(json_object_get(conf,
@@ -816,27 +804,22 @@ anon_stats(void *stp, struct weir_counter *c, size_t max)
 {
 	struct anon *st = stp;
 	uint64_t lookups = 0, hits = 0;
-	size_t i;
 
 	if (st->cp != NULL)
 		weir_cryptopan_stats(st->cp, &lookups, &hits);
-	{
-		struct weir_counter v[] = {
-			{ "packets_anonymized", st->packets_anonymized },
-			{ "addresses_v4", st->addresses_v4 },
-			{ "addresses_v6", st->addresses_v6 },
-			{ "addresses_arp", st->addresses_arp },
-			{ "quoted_headers", st->quoted_headers },
-			{ "cache_hits", hits },
-			{ "cache_lookups", lookups },
-			{ "skipped_truncated", st->skipped_truncated },
-			{ "dropped_incomplete", st->dropped_incomplete },
-		};
+	struct weir_counter v[] = {
+		{ "packets_anonymized", st->packets_anonymized },
+		{ "addresses_v4", st->addresses_v4 },
+		{ "addresses_v6", st->addresses_v6 },
+		{ "addresses_arp", st->addresses_arp },
+		{ "quoted_headers", st->quoted_headers },
+		{ "cache_hits", hits },
+		{ "cache_lookups", lookups },
+		{ "skipped_truncated", st->skipped_truncated },
+		{ "dropped_incomplete", st->dropped_incomplete },
+	};
 
-		for (i = 0; i < max && i < sizeof(v) / sizeof(v[0]); i++)
-			c[i] = v[i];
-	}
-	return i;
+	return WEIR_COUNTERS_PUT(c, max, v);
 }
 
 const struct weir_module weir_mod_anonymize = {

@@ -271,11 +271,8 @@ checksum_stats(void *stp, struct weir_counter *c, size_t max)
 		{ "udp_zero", st->udp_zero },
 		{ "dropped_bad", st->dropped_bad },
 	};
-	size_t i;
 
-	for (i = 0; i < max && i < sizeof(v) / sizeof(v[0]); i++)
-		c[i] = v[i];
-	return i;
+	return WEIR_COUNTERS_PUT(c, max, v);
 }
 
 static int

@@ -175,11 +175,8 @@ direction_stats(void *stp, struct weir_counter *c, size_t max)
 		{ "existing", st->existing },
 		{ "no_filter_for_linktype", st->no_filter },
 	};
-	size_t i;
 
-	for (i = 0; i < max && i < sizeof(v) / sizeof(v[0]); i++)
-		c[i] = v[i];
-	return i;
+	return WEIR_COUNTERS_PUT(c, max, v);
 }
 
 static int

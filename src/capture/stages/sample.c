@@ -161,18 +161,6 @@ sample_check(json_t *conf, const json_t *policy, struct weir_err *err)
 }
 
 static int
-enum_index(const json_t *conf, const char *key, const char *const *choices)
-{
-	const char *s = json_string_value(json_object_get(conf, key));
-	int i;
-
-	for (i = 0; s != NULL && choices[i] != NULL; i++)
-		if (strcmp(s, choices[i]) == 0)
-			return i;
-	return 0;
-}
-
-static int
 sample_open(void **stp, const json_t *conf, const struct weir_env *env,
     struct weir_err *err)
 {
@@ -183,7 +171,7 @@ sample_open(void **stp, const json_t *conf, const struct weir_env *env,
 
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return weir_seterr(err, -ENOMEM, MOD ": out of memory");
-	st->mode = enum_index(conf, "mode", modes);
+	st->mode = weir_conf_choice(conf, "mode", modes);
 	st->n = (uint64_t)json_integer_value(json_object_get(conf, "n"));
 	st->offset = (uint64_t)json_integer_value(json_object_get(conf,
 	    "offset"));
@@ -203,8 +191,8 @@ sample_open(void **stp, const json_t *conf, const struct weir_env *env,
 	} else if (st->mode == M_FLOW) {
 		st->k0 = splitmix64(&x);
 		st->k1 = splitmix64(&x);
-		st->key = enum_index(conf, "flow_key", flow_keys);
-		st->keep_non_ip = enum_index(conf, "non_ip",
+		st->key = weir_conf_choice(conf, "flow_key", flow_keys);
+		st->keep_non_ip = weir_conf_choice(conf, "non_ip",
 		    non_ip_choices) == 1;
 	}
 	*stp = st;
@@ -311,11 +299,8 @@ sample_stats(void *stp, struct weir_counter *c, size_t max)
 		{ "sampled_out", st->sampled_out },
 		{ "non_ip", st->non_ip },
 	};
-	size_t i;
 
-	for (i = 0; i < max && i < sizeof(v) / sizeof(v[0]); i++)
-		c[i] = v[i];
-	return i;
+	return WEIR_COUNTERS_PUT(c, max, v);
 }
 
 static int

@@ -505,11 +505,8 @@ trunc_stats(void *stp, struct weir_counter *c, size_t max)
 		{ "zeroed_payload", st->zeroed_payload },
 		{ "zeroed_fields", st->zeroed_fields },
 	};
-	size_t i;
 
-	for (i = 0; i < max && i < sizeof(v) / sizeof(v[0]); i++)
-		c[i] = v[i];
-	return i;
+	return WEIR_COUNTERS_PUT(c, max, v);
 }
 
 static int

@@ -149,3 +149,26 @@ weir_conf_known(const json_t *o, const char *mod, const char *const *keys,
 	}
 	return 0;
 }
+
+int
+weir_conf_choice(const json_t *o, const char *key, const char *const *choices)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	int i;
+
+	for (i = 0; s != NULL && choices[i] != NULL; i++)
+		if (strcmp(s, choices[i]) == 0)
+			return i;
+	return 0;
+}
+
+size_t
+weir_counters_put(struct weir_counter *c, size_t max,
+    const struct weir_counter *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < max && i < n; i++)
+		c[i] = v[i];
+	return i;
+}
