@@ -46,10 +46,12 @@ AFIELDS="-e ip.src -e ip.dst -e ipv6.src -e ipv6.dst -e arp.src.proto_ipv4 -e ar
 addrmap()
 {
 	# shellcheck disable=SC2086
-	tsh "$1" -T fields -E occurrence=a -E aggregator=, $AFIELDS >"$1.addr"
+	tsh "$1" -T fields -E occurrence=a -E aggregator=, $AFIELDS \
+	    >"$WEIR_TMP/in.addr"
 	# shellcheck disable=SC2086
-	tsh "$2" -T fields -E occurrence=a -E aggregator=, $AFIELDS >"$2.addr"
-	paste "$1.addr" "$2.addr" | awk -F'\t' '
+	tsh "$2" -T fields -E occurrence=a -E aggregator=, $AFIELDS \
+	    >"$WEIR_TMP/out.addr"
+	paste "$WEIR_TMP/in.addr" "$WEIR_TMP/out.addr" | awk -F'\t' '
 	{
 		n = NF / 2
 		for (i = 1; i <= n; i++) {
