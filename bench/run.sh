@@ -1,0 +1,229 @@
+#!/bin/bash
+# bench/run.sh [BUILD] - weir-capture against its peer tools, side by side.
+#
+# `make bench` runs `./bench/run.sh build` (the optimised build).  Traces
+# come from tools/gentrace.py (cached in bench/work/, which git ignores)
+# and are copied to tmpfs (/dev/shm) so that every tool reads from memory
+# and writes to memory: the figures are CPU cost, not disk speed.  Each
+# command runs BENCH_RUNS times (default 5, after one warm-up) under
+# hyperfine, or a plain timing loop if hyperfine is missing; the median is
+# reported as Mpps and as the ratio weir/peer of packet rates (> 1: weir
+# is faster), from wall time and, since a shared machine stretches wall
+# time, also from CPU time (user + system, hyperfine's mean).  Peak resident memory (GNU time) is reported for 1 M and 5 M
+# packets to show it does not grow with the trace.  bench/bench_cryptopan.c
+# (Crypto-PAn alone) is built and run if present.
+#
+# Environment: BENCH_RUNS (5), BENCH_SIZES ("1000000 5000000"),
+# BENCH_SHM (a tmpfs directory, default /dev/shm/weir-bench.PID).
+# There are no pass/fail thresholds here: docs/benchmarks.md compares the
+# figures with the targets of issue 3.
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+WEIR="$PWD/$BUILD/weir-capture"
+CACHE="$PWD/bench/work"
+RUNS=${BENCH_RUNS:-5}
+SIZES=${BENCH_SIZES:-"1000000 5000000"}
+SHM=${BENCH_SHM:-/dev/shm/weir-bench.$$}
+RESULTS="$CACHE/results.md"
+# mean packet ~440 B, as the peer figures in issue 3 (435-450 B)
+GENARGS="--seed 1 --bulk-fraction 0.4"
+
+if [ ! -x "$WEIR" ]; then
+	echo "bench: '$WEIR' missing: run make first" >&2
+	exit 2
+fi
+mkdir -p "$CACHE" "$SHM" || exit 2
+trap 'rm -rf "$SHM"' EXIT
+have() { command -v "$1" >/dev/null 2>&1; }
+HYPERFINE=""
+have hyperfine && HYPERFINE=hyperfine
+GTIME=""
+[ -x /usr/bin/time ] && GTIME=/usr/bin/time
+
+# median_time LABEL CMD: median wall seconds of RUNS runs (outputs in $SHM
+# are removed before every run so each starts alike)
+median_time()
+{
+	local label=$1 cmd=$2 json="$SHM/hf.json" i t0 t1
+	if [ -n "$HYPERFINE" ]; then
+		hyperfine -N --style none --warmup 1 --runs "$RUNS" \
+		    --prepare "rm -rf $SHM/out" --export-json "$json" \
+		    -n "$label" "$cmd" >/dev/null 2>"$SHM/hf.err" ||
+		    { echo "bench: '$label' failed: $(tail -n 3 "$SHM/hf.err")" >&2
+		      echo nan nan; return; }
+		# "median wall cpu": cpu is the mean user + system time
+		python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["results"][0]; print(r["median"], r["user"] + r["system"])' "$json"
+		return
+	fi
+	# no hyperfine: wall time only (cpu reported as nan)
+	for i in $(seq 0 "$RUNS"); do
+		rm -rf "$SHM/out"
+		mkdir -p "$SHM/out"
+		t0=$(date +%s.%N)
+		sh -c "$cmd" >/dev/null 2>&1
+		t1=$(date +%s.%N)
+		# run 0 is the warm-up
+		[ "$i" -gt 0 ] && echo "$t1 - $t0" | bc -l
+	done | sort -g | awk '{ a[NR] = $1 } END {
+	    print ((NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2), "nan" }'
+}
+
+# peak_rss CMD: maximum resident set size in MB (GNU time)
+peak_rss()
+{
+	if [ -z "$GTIME" ]; then
+		echo "-"
+		return
+	fi
+	rm -rf "$SHM/out"
+	mkdir -p "$SHM/out"
+	$GTIME -f "%M" -o "$SHM/rss" sh -c "$1" >/dev/null 2>&1
+	awk '{ printf "%.1f", $1 / 1024 }' "$SHM/rss"
+}
+
+machine()
+{
+	local cpu cores mem kern
+	cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)
+	cores=$(nproc)
+	mem=$(free -g | awk '/^Mem:/ { print $2 " GiB" }')
+	kern=$(uname -r)
+	echo "$cpu, $cores CPUs, $mem RAM, Linux $kern, traces on tmpfs ($(df -h "$SHM" | awk 'NR == 2 { print $1 " " $2 }'))"
+}
+
+# sh -c needs the mkdir for outputs: every command writes into $SHM/out
+OUT="$SHM/out"
+KEY="$SHM/key"
+# 32 raw bytes: the same key for traceanon (-f) and weir-capture (key_file)
+python3 -c 'import hashlib, sys; open(sys.argv[1], "wb").write(hashlib.sha256(b"weir bench key").digest())' "$KEY"
+
+ROWS="$SHM/rows"
+: >"$ROWS"
+# row GROUP TOOL N "WALL CPU": remember one result
+row()
+{
+	echo "$1|$2|$3|${4% *}|${4#* }" >>"$ROWS"
+	printf '  %s: %s: median %.3f s wall, %.3f s cpu\n' "$1" "$2" "${4% *}" \
+	    "${4#* }"
+}
+
+echo "machine: $(machine)"
+echo "weir-capture: $WEIR ($(git rev-parse --short HEAD 2>/dev/null || echo ?)); $RUNS runs per command, median"
+for n in $SIZES; do
+	trace="$CACHE/gen-$n-s1-b04.pcap"
+	if [ ! -s "$trace" ]; then
+		echo "generating $n packets (tools/gentrace.py $GENARGS) ..."
+		# shellcheck disable=SC2086
+		python3 tools/gentrace.py --quiet --packets "$n" $GENARGS \
+		    --out "$trace.tmp" && mv "$trace.tmp" "$trace" || exit 1
+	fi
+	IN="$SHM/in.pcap"
+	cp "$trace" "$IN"
+	mean=$(( ($(wc -c <"$IN") - 24) / n - 16 ))
+	echo "== $n packets, mean captured length $mean B, $(du -m "$IN" | cut -f1) MB on tmpfs"
+	cat >"$SHM/full.json" <<EOF
+{"name": "bench-full",
+ "inputs": [{"path": "$IN"}],
+ "stages": [{"type": "filter", "expr": "ip or ip6"},
+	    {"type": "sample", "mode": "count", "n": 1, "offset": 0},
+	    {"type": "anonymize", "method": "cryptopan", "key_file": "$KEY",
+	     "addresses": "both", "checksums": "update"},
+	    {"type": "truncate", "snaplen": 64}],
+ "outputs": [{"type": "pcap", "path": "$OUT/full.pcap", "metadata": false},
+	     {"type": "counters", "path": "$OUT/full.counters.jsonl",
+	      "format": "json", "interval": 1}]}
+EOF
+	W="$WEIR -q"
+	M="mkdir -p $OUT &&"
+	# plain copy
+	row copy cp "$n" "$(median_time cp "sh -c '$M cp $IN $OUT/cp.pcap'")"
+	have tcpdump && row copy "tcpdump -r -w" "$n" \
+	    "$(median_time tcpdump "sh -c '$M tcpdump -r $IN -w $OUT/t.pcap 2>/dev/null'")"
+	row copy "weir-capture -r -w" "$n" \
+	    "$(median_time weir-copy "sh -c '$M $W -r $IN -w $OUT/w.pcap'")"
+	# truncating copy
+	have editcap && row snap64 "editcap -s 64" "$n" \
+	    "$(median_time editcap "sh -c '$M editcap -s 64 $IN $OUT/e.pcap'")"
+	have tracesplit && row snap64 "tracesplit -S 64" "$n" \
+	    "$(median_time tracesplit "sh -c '$M tracesplit -S 64 pcapfile:$IN pcapfile:$OUT/s.pcap'")"
+	row snap64 "weir-capture -s 64" "$n" \
+	    "$(median_time weir-snap "sh -c '$M $W -s 64 -r $IN -w $OUT/w.pcap'")"
+	# anonymization
+	have traceanon && row anon "traceanon -s -d (Crypto-PAn only)" "$n" \
+	    "$(median_time traceanon "sh -c '$M traceanon -s -d -f $KEY pcapfile:$IN pcapfile:$OUT/a.pcap'")"
+	row anon "weir-capture full pipeline" "$n" \
+	    "$(median_time weir-full "sh -c '$M $W --config $SHM/full.json'")"
+	# peak memory
+	echo "$n|$(peak_rss "$M $W -r $IN -w $OUT/w.pcap")|$(peak_rss "$M $W --config $SHM/full.json")|$(peak_rss "$M tcpdump -r $IN -w $OUT/t.pcap")" >>"$SHM/rss.rows"
+	# sanity (not timed): the copy is the input, the pipeline kept all
+	rm -rf "$OUT"
+	mkdir -p "$OUT"
+	$W -r "$IN" -w "$OUT/w.pcap" && cmp -s "$IN" "$OUT/w.pcap" ||
+		echo "warning: weir-capture's copy differs from its input" >&2
+	rm -rf "$OUT"
+	rm -f "$IN"
+done
+
+# the table: Mpps and weir/peer ratio per group and size
+table()
+{
+	python3 - "$ROWS" <<'EOF'
+import sys
+rows = [l.rstrip("\n").split("|") for l in open(sys.argv[1])]
+print("| test | tool | packets | median wall s | Mpps | weir / tool | cpu s | Mpps per cpu s | weir / tool (cpu) |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+weir = {}
+for g, tool, n, s, c in rows:
+    if tool.startswith("weir-capture"):
+        weir[(g, n)] = (float(s), float(c))
+def rate(n, t):
+    return int(n) / t / 1e6 if t == t and t > 0 else float("nan")
+for g, tool, n, s, c in rows:
+    s, c = float(s), float(c)
+    w = weir.get((g, n))
+    if tool.startswith("weir") or w is None:
+        ratio = rc = "-"
+    else:
+        ratio = "%.2fx" % (s / w[0])
+        rc = "%.2fx" % (c / w[1])
+    print("| %s | %s | %s | %.3f | %.2f | %s | %.3f | %.2f | %s |" % (g, tool,
+          "%gM" % (int(n) / 1e6), s, rate(n, s), ratio, c, rate(n, c), rc))
+EOF
+}
+
+{
+	echo
+	echo "### $(date -u +%Y-%m-%dT%H:%MZ) $(git rev-parse --short HEAD 2>/dev/null)"
+	echo
+	echo "Machine: $(machine)"
+	echo
+	table
+	echo
+	echo "| packets | peak RSS weir copy (MB) | peak RSS weir full pipeline (MB) | peak RSS tcpdump -r -w (MB) |"
+	echo "|---:|---:|---:|---:|"
+	awk -F'|' '{ printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4 }' "$SHM/rss.rows"
+} >"$SHM/report.md"
+
+# Crypto-PAn alone
+if [ -f bench/bench_cryptopan.c ]; then
+	if cc -std=c11 -D_GNU_SOURCE -O2 -Iinclude bench/bench_cryptopan.c \
+	    src/lib/anon/cryptopan.c src/lib/log.c -o "$CACHE/bench_cryptopan" \
+	    -lcrypto -lm 2>"$SHM/cc.err"; then
+		{
+			echo
+			echo "Crypto-PAn microbenchmark (bench/bench_cryptopan.c, one core):"
+			echo
+			echo '```'
+			"$CACHE/bench_cryptopan"
+			echo '```'
+		} >>"$SHM/report.md"
+	else
+		echo "bench: bench_cryptopan.c does not build: $(head -n 3 "$SHM/cc.err")" >&2
+	fi
+fi
+
+cat "$SHM/report.md"
+cat "$SHM/report.md" >>"$RESULTS"
+echo
+echo "(appended to $RESULTS)"
