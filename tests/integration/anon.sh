@@ -72,6 +72,8 @@ addrmap()
 anon_checks()
 {
 	local name=$1 map="$T/$1.map" same mism total
+	# nothing dropped, so the listings below pair up packet by packet
+	is "$(npkts "$3")" "$(npkts "$2")" "$name: every packet anonymized and written"
 	: >"$map"
 	addrmap "$2" "$3" "$map"
 	total=$(grep -c -v MISMATCH "$map")
