@@ -239,7 +239,9 @@ anon_open(void **stp, const json_t *conf, const struct weir_env *env,
 			    "'key_file' is required");
 			goto fail;
 		}
-		rc = weir_cryptopan_load_key(path, key, err);
+		/* A missing or malformed key file is a configuration error. */
+		if ((rc = weir_cryptopan_load_key(path, key, err)) < 0)
+			rc = -WEIR_ECONFIG;
 		if (rc == 0 && (st->cp = weir_cryptopan_new(key, err)) ==
 		    NULL)
 			rc = -WEIR_EUNSUPP;
