@@ -24,6 +24,8 @@
 #define PCAP_HDR	16
 #define MAX_SNAPLEN	262144
 #define NG_BUF		(1024 * 1024)
+#define SIDE_REC_MAX	256			/* caplen copied to side */
+#define SIDE_BUF	(WEIR_BATCH_MAX * (16 + SIDE_REC_MAX))
 #define NG_SHB		0x0A0D0D0AU
 #define NG_IDB		1U
 #define NG_EPB		6U
@@ -49,6 +51,14 @@ struct pcap_out {
 	uint8_t		 fhdr[24];
 	struct iovec	*iov;
 	int		 niov, maxiov;
+	/*
+	 * Records whose header differs from the bytes before their data
+	 * and that are short are copied here instead of written in place:
+	 * the input may be a private file mapping, where a write costs a
+	 * page copy, and a run of short records becomes one iovec.
+	 */
+	uint8_t		*side;
+	size_t		 side_len;
 
 	/* pcapng: write buffer, header buffer, interfaces of the file. */
 	uint8_t		*buf, *hbuf;
@@ -281,7 +291,7 @@ out_open(void **st, const json_t *conf, const struct weir_env *env,
 	if (!ng) {
 		o->maxiov = WEIR_BATCH_MAX;
 		if ((o->iov = calloc((size_t)o->maxiov, sizeof(*o->iov))) ==
-		    NULL)
+		    NULL || (o->side = malloc(SIDE_BUF)) == NULL)
 			goto fail;
 	} else {
 		ng_reset(o);
@@ -327,6 +337,7 @@ fail:
 fail_msg:
 	if (o != NULL) {
 		free(o->iov);
+		free(o->side);
 		free(o->buf);
 		free(o->hbuf);
 		free(o->comment);
@@ -356,6 +367,7 @@ pcap_flush_iov(struct pcap_out *o)
 	int rc = weir_fw_write(o->fw, o->iov, o->niov);
 
 	o->niov = 0;
+	o->side_len = 0;
 	return rc < 0 ? rc : 0;
 }
 
@@ -402,7 +414,18 @@ pcap_packet(void *st, struct weir_batch *b)
 		h[2] = caplen;
 		h[3] = p->wirelen;
 		rec = p->data - PCAP_HDR;
-		memcpy(rec, h, sizeof(h));
+		if (memcmp(rec, h, sizeof(h)) != 0) {
+			if (caplen <= SIDE_REC_MAX) {
+				if (o->side_len + reclen > SIDE_BUF &&
+				    (rc = pcap_flush_iov(o)) < 0)
+					return rc;
+				rec = o->side + o->side_len;
+				memcpy(rec, h, sizeof(h));
+				memcpy(rec + PCAP_HDR, p->data, caplen);
+				o->side_len += reclen;
+			} else
+				memcpy(rec, h, sizeof(h));
+		}
 		last = o->niov > 0 ? &o->iov[o->niov - 1] : NULL;
 		if (last != NULL && (uint8_t *)last->iov_base +
 		    last->iov_len == rec)
@@ -564,6 +587,7 @@ out_close(void *st, struct weir_err *err)
 		log_warn("pcap: %llu packets dropped: link type differs from "
 		    "the file's", (unsigned long long)o->dropped_linktype);
 	free(o->iov);
+	free(o->side);
 	free(o->buf);
 	free(o->hbuf);
 	free(o->comment);
