@@ -360,6 +360,17 @@ pcapng_open(void **st, const json_t *conf, const struct weir_env *env,
 	return out_open(st, conf, env, err, 1);
 }
 
+/* 16 bytes equal?  Inline: a libc call per packet shows in profiles. */
+static inline int
+same16(const uint8_t *a, const uint32_t *h)
+{
+	uint64_t x[2], y[2];
+
+	memcpy(x, a, 16);
+	memcpy(y, h, 16);
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+}
+
 /* Hand what is pending to the writer; drops were counted there. */
 static int
 pcap_flush_iov(struct pcap_out *o)
@@ -414,7 +425,7 @@ pcap_packet(void *st, struct weir_batch *b)
 		h[2] = caplen;
 		h[3] = p->wirelen;
 		rec = p->data - PCAP_HDR;
-		if (memcmp(rec, h, sizeof(h)) != 0) {
+		if (!same16(rec, h)) {
 			if (caplen <= SIDE_REC_MAX) {
 				if (o->side_len + reclen > SIDE_BUF &&
 				    (rc = pcap_flush_iov(o)) < 0)

@@ -104,6 +104,31 @@ struct anon {
 	int		 touched;
 };
 
+/*
+ * Copies and compares of at most 16 bytes whose length is not a
+ * constant: inline loops, since a libc call per address shows in
+ * profiles of the full pipeline.
+ */
+static inline void
+cp_small(uint8_t *d, const uint8_t *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		d[i] = s[i];
+}
+
+static inline int
+eq_small(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	uint8_t x = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		x |= a[i] ^ b[i];
+	return x == 0;
+}
+
 static inline uint16_t
 be16(const uint8_t *b)
 {
@@ -277,8 +302,8 @@ csum_fix(uint8_t *f, uint32_t rel, const uint8_t *old, const uint8_t *new_,
 		wo[0] = wn[0] = 0;
 		k = 1;
 	}
-	memcpy(wo + k, old, n);
-	memcpy(wn + k, new_, n);
+	cp_small(wo + k, old, n);
+	cp_small(wn + k, new_, n);
 	k += n;
 	if (k & 1) {
 		wo[k] = wn[k] = 0;
@@ -322,8 +347,8 @@ changed(struct anon *st, struct weir_pkt *p, uint32_t off,
 	if (depth > MAX_DEPTH)
 		return;
 	/* The field may be rewritten below: work on copies. */
-	memcpy(o, old, n);
-	memcpy(w, new_, n);
+	cp_small(o, old, n);
+	cp_small(w, new_, n);
 	for (i = 0; i < st->nr; i++) {
 		struct region *r = &st->r[i];
 
@@ -386,12 +411,12 @@ rewrite(struct anon *st, struct weir_pkt *p, unsigned k, unsigned ip,
 		st->skipped = 1;
 		return 0;
 	}
-	memcpy(old, p->data + off, n);
+	cp_small(old, p->data + off, n);
 	map_addr(st, old, new_, n);
 	st->touched = 1;
-	if (memcmp(old, new_, n) == 0)
+	if (eq_small(old, new_, n))
 		return 1;
-	memcpy(p->data + off, new_, n);
+	cp_small(p->data + off, new_, n);
 	p->modified = 1;
 	if (st->csum == C_LEAVE)
 		return 1;
