@@ -244,10 +244,14 @@ weir_ipfix_ntp_to_unix(uint64_t ntp)
  * The flow record, in this order (lengths in bytes).  Eight-byte fields
  * first, then four, two and one, so the record needs no padding to keep
  * the wide fields where a reader expects them.  R marks a reverse
- * element (enterprise bit, PEN 29305).
+ * element (enterprise bit, PEN 29305).  The reverse timestamps come
+ * before the forward ones because nfdump 1.7 ignores the enterprise bit
+ * of time elements and keeps the last value it reads: this order gives
+ * it the biflow's times, and changes nothing for a reader that knows
+ * RFC 5103.
  */
 enum {
-	F_START, F_END, F_RSTART, F_REND, F_OCT, F_PKT, F_ROCT, F_RPKT,
+	F_RSTART, F_REND, F_START, F_END, F_OCT, F_PKT, F_ROCT, F_RPKT,
 	F_SRC, F_DST, F_ISN, F_RISN, F_SPORT, F_DPORT, F_VLAN, F_FLAGS,
 	F_RFLAGS, F_PROTO, F_REASON, F_DIR, F_N
 };
@@ -322,10 +326,10 @@ weir_ipfix_flow_encode(uint8_t *rec, const struct weir_flow *f, int ns)
 	if (f->pkts[1] != 0 && (start == 0 || f->start[1] < start))
 		start = f->start[1];
 	end = f->end[0] > f->end[1] ? f->end[0] : f->end[1];
-	weir_put64(p, ts_enc(start, ns));
-	weir_put64(p + 8, ts_enc(end, ns));
-	weir_put64(p + 16, f->pkts[1] ? ts_enc(f->start[1], ns) : 0);
-	weir_put64(p + 24, f->pkts[1] ? ts_enc(f->end[1], ns) : 0);
+	weir_put64(p, f->pkts[1] ? ts_enc(f->start[1], ns) : 0);
+	weir_put64(p + 8, f->pkts[1] ? ts_enc(f->end[1], ns) : 0);
+	weir_put64(p + 16, ts_enc(start, ns));
+	weir_put64(p + 24, ts_enc(end, ns));
 	weir_put64(p + 32, f->bytes[0]);
 	weir_put64(p + 40, f->pkts[0]);
 	weir_put64(p + 48, f->bytes[1]);
