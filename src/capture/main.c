@@ -343,9 +343,17 @@ main(int argc, char **argv)
 			    (unsigned long long)json_integer_value(
 			    json_object_get(o, "dropped")),
 			    json_string_value(json_object_get(o, "type")));
-		fprintf(stderr, ", %llu passed to outputs\n",
+		fprintf(stderr, ", %llu passed to outputs",
 		    (unsigned long long)json_integer_value(json_object_get(
 		    summary, "passed")));
+		json_array_foreach(json_object_get(summary, "outputs"), k, o)
+			fprintf(stderr, "%s%s: %llu written, %llu dropped",
+			    k ? "; " : " (", json_string_value(json_object_get(
+			    o, "type")), (unsigned long long)json_integer_value(
+			    json_object_get(o, "written")),
+			    (unsigned long long)json_integer_value(
+			    json_object_get(o, "dropped")));
+		fprintf(stderr, "%s\n", k ? ")" : "");
 	}
 	json_decref(summary);
 done:
