@@ -14,6 +14,18 @@
  * weir_flowtab_tick() (idle and active timeouts) and weir_flowtab_flush()
  * (end of input).  A flow pointer is valid until its expiry callback
  * returns with a reason that ends it.
+ *
+ * (flow table, src/lib/flow/table.c; details in docs/flows.md)
+ * - A flow that a packet ends (RST, the ACK of the last FIN) is expired
+ *   at the start of the next call on the table, so the pointer that
+ *   weir_flowtab_packet() returns stays valid until that next call.
+ * - The callback must not call into the same table.
+ * - After an active-timeout record the flow goes on with zeroed counts;
+ *   if no packet comes before it ends, its final record has
+ *   pkts[0] + pkts[1] == 0 (exporters skip it; it still tells per-flow
+ *   consumers that the flow is gone).
+ * - idle_ns 0: no idle timeout.  weir_flowtab_free() runs no callbacks:
+ *   flush first.
  */
 #ifndef WEIR_FLOW_H
 #define WEIR_FLOW_H
@@ -43,7 +55,11 @@ enum weir_flow_end {
 struct weir_flow_key {
 	uint8_t		addr[2][16];	/* IPv4 in the first 4 bytes */
 	uint16_t	port[2];	/* TCP/UDP/SCTP ports; ICMP: 0 and
-					   type << 8 | code in port[1] */
+					   type << 8 | code in port[1] (the
+					   initiator's message; echo request
+					   and reply are one flow, told apart
+					   from other pings by the ICMP id,
+					   which is matched, not stored) */
 	uint16_t	vlan;		/* outermost VLAN id, 0 if none */
 	uint8_t		proto;
 	uint8_t		family;		/* 4 or 6 */
