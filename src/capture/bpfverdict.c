@@ -583,6 +583,7 @@ note_raw(struct walk *w, int rel, uint32_t base, uint32_t off, unsigned size)
 {
 	struct bpfv *v = w->v;
 	struct rng *r;
+	unsigned i;
 
 	if (w->pass != 2)
 		return;
@@ -590,6 +591,13 @@ note_raw(struct walk *w, int rel, uint32_t base, uint32_t off, unsigned size)
 		need_rel(w, base, off + size);
 	else if (off + size > w->abs_need)
 		w->abs_need = off + size;
+	/* Every program reads the same few raw bytes: keep each once. */
+	for (i = 0; i < v->nrng; i++) {
+		r = &v->rng[i];
+		if (r->rel == rel && (!rel || r->base == base) &&
+		    r->off <= off && off + size <= r->off + r->size)
+			return;
+	}
 	if (v->nrng >= MAXRNG) {
 		w->fail = 1;
 		return;

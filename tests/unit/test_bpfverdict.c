@@ -385,6 +385,52 @@ main(void)
 	    bad ? ", first in " : "", bad ? bad : "");
 	bpfv_destroy(v);
 
+	/* 256 port sessions: all cached, keys fit, the cache hits. */
+	{
+		static char pe[256][32];
+		static const char *pex[256];
+
+		ok(bpfv_create(&v, 256, 65536, &err) == 0, "create 256");
+		for (e = 0; e < 256; e++) {
+			snprintf(pe[e], sizeof(pe[e]), "tcp port %u", 37900 + e);
+			pex[e] = pe[e];
+			(void)bpfv_set(v, e, pex[e], &err);
+		}
+		miss = 0;
+		for (i = 0; i < tr[2].n; i++) {
+			struct weir_pkt p;
+			uint64_t bits[4];
+			struct bpf_program prog;
+			pcap_t *pd = pcap_open_dead(DLT_EN10MB, 262144);
+
+			memset(&p, 0, sizeof(p));
+			p.data = tr[2].p[i].data;
+			p.caplen = tr[2].p[i].caplen;
+			p.wirelen = tr[2].p[i].wirelen;
+			p.linktype = tr[2].p[i].linktype;
+			bpfv_eval(v, &p, bits);
+			/* spot-check one slot per packet against libpcap */
+			e = (unsigned)(i % 256);
+			if (pcap_compile(pd, &prog, pex[e], 1, 0) == 0) {
+				if ((bpf_filter(prog.bf_insns, p.data,
+				    p.wirelen, p.caplen) != 0) !=
+				    (int)(bits[e / 64] >> (e % 64) & 1))
+					miss++;
+				pcap_freecode(&prog);
+			}
+			pcap_close(pd);
+		}
+		bpfv_get_stats(v, &st);
+		printf("# 256 ports: hits %llu misses %llu bypass %llu\n",
+		    (unsigned long long)st.hits,
+		    (unsigned long long)st.misses,
+		    (unsigned long long)st.bypass);
+		ok(miss == 0 && st.bypass == 0 && st.hits > 9 * st.misses,
+		    "256 port sessions: %u wrong, no bypass, hits > 9 x misses",
+		    miss);
+		bpfv_destroy(v);
+	}
+
 	/* Cache disabled: everything runs directly. */
 	ok(bpfv_create(&v, 4, 0, &err) == 0, "create without cache");
 	for (e = 0; e < 4; e++) {
