@@ -1,0 +1,1500 @@
+/*
+ * flowpcap.c - the "flowpcap" output: one pcap file per flow, holding
+ * the headers of the flow's packets (M-Lab packet-headers' output).
+ * docs/flows.md ("Per-flow pcap files") describes what users see.
+ *
+ * Layout: DIR/YYYY/MM/DD/UUID.pcap[.zst] (UTC date of the flow's first
+ * packet), UUIDv7 names, and DIR/YYYY/MM/DD/index.jsonl with one line
+ * per published file.  A file is written as .UUID.pcap.part and renamed
+ * when its flow ends; its index line is appended (one write, O_APPEND)
+ * only after the rename, so no index line names a missing file.
+ *
+ * Memory.  The flow table (include/weir/flow.h) holds max_flows entries,
+ * each with a struct fp_flow as its user area.  Records (16-byte pcap
+ * record header + the kept bytes, payload zeroed) are copied into
+ * fixed-size chunks of one pool of max_memory bytes allocated at open():
+ * a flow's records are a chain of chunks.  In buffered mode a chain
+ * grows until the flow ends and is then written with one writev(); in
+ * stream mode it is written at the end of every packet() call, so a
+ * stream flow costs one writev() per batch, not per packet.  When the
+ * pool is empty, stream flows with pending records are written first,
+ * then buffered flows are switched to stream mode (the largest of the
+ * 8 oldest first), so memory never grows past max_memory.
+ *
+ * Open files.  Stream flows keep their hidden file open in one of
+ * max_open_files slots (LRU); a flow whose slot was taken reopens its
+ * file with O_APPEND.  Buffered flows open, write, close and rename.
+ *
+ * Nothing is allocated per packet; per flow only the file (and the
+ * index line, formatted into a fixed buffer).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zstd.h>
+
+#include "weir/decode.h"
+#include "weir/flow.h"
+#include "weir/log.h"
+#include "weir/module.h"
+#include "weir/pkt.h"
+#include "capture/outputs/filewriter.h"
+
+#define MOD		"flowpcap"
+#define NS		UINT64_C(1000000000)
+#define DAY_NS		(UINT64_C(86400) * NS)
+#define PCAP_HDR	16
+#define FILE_HDR	24
+#define MAX_SNAP	262144
+#define NONE		UINT32_MAX
+#define NDAYS		4		/* cached day directories */
+#define VICTIM_SCAN	8		/* buffered flows looked at */
+#define RND_BYTES	4096
+#define ZBUF		(128 * 1024)
+#define LINE_MAX_LEN	1024
+#define NIOV		1024		/* <= IOV_MAX */
+
+/* Protocol selection bits. */
+#define P_TCP		0x1
+#define P_UDP		0x2
+#define P_ICMP		0x4
+
+/* struct fp_flow.flags */
+#define F_INIT		0x01	/* first packet seen */
+#define F_STREAM	0x02	/* written as it comes */
+#define F_FILE		0x04	/* the hidden file exists */
+#define F_LISTED	0x08	/* on the buffered or the dirty list */
+#define F_FAILED	0x10	/* a write failed: nothing more is kept */
+#define F_DIRTYLIST	0x20	/* listed on dirty (else buffered) */
+
+/*
+ * Per-flow state: the flow table's user area (zeroed at creation).
+ * prev/next link the flow on one of two lists while it has records in
+ * memory: "buffered" (oldest first) or "dirty" (stream flows, written
+ * at the end of the batch).  The pointers stay valid because a flow is
+ * taken off its list before its expiry callback returns.
+ */
+struct fp_flow {
+	struct weir_flow *prev, *next;
+	uint64_t	first_ts;	/* first packet of the flow (ns) */
+	uint64_t	last_ts;	/* last packet kept */
+	uint64_t	file_size;	/* bytes committed to the hidden file */
+	uint64_t	kept;		/* packets written or pending */
+	uint64_t	written;	/* packets in the file */
+	uint64_t	skipped;	/* after capture_duration */
+	uint64_t	lt_dropped;	/* other link type */
+	uint64_t	missed;		/* lost to write errors */
+	uint32_t	head, tail;	/* chunk chain */
+	uint32_t	pending;	/* bytes in the chain */
+	uint32_t	npending;	/* packets in the chain */
+	int32_t		slot;		/* open file slot, -1 if none */
+	uint16_t	linktype;
+	uint8_t		flags;
+	uint8_t		uuid[16];
+};
+
+/* Chunk header, at the start of every chunk of the pool. */
+struct chunk {
+	uint32_t	next;
+	uint32_t	used;
+};
+
+struct fp_slot {
+	int		 fd;
+	struct weir_flow *f;
+	int32_t		 prev, next;	/* LRU list; -1 ends */
+};
+
+struct fp_day {
+	int64_t		day;		/* days since the epoch, -1 unused */
+	int		dfd;		/* the directory */
+	int		ifd;		/* its index.jsonl, -1 until used */
+	uint64_t	used;		/* LRU stamp */
+	char		rel[16];	/* "YYYY/MM/DD" */
+};
+
+struct fp_list {
+	struct weir_flow *head, *tail;
+	uint64_t	 n;
+};
+
+struct fp_out {
+	struct weir_flowtab *ft;
+	char		*dir;
+	int		 dirfd;
+	unsigned	 protos;
+	uint64_t	 duration_ns;	/* 0 = no limit */
+	uint32_t	 snap;
+	int		 zero, stream, compress, clevel, nano, index;
+	uint64_t	 min_packets;
+
+	/* chunk pool */
+	uint8_t		*pool;
+	size_t		 csize;
+	uint32_t	 nchunks, fresh, freelist, used, peak;
+
+	struct fp_list	 buffered, dirty;
+
+	/* open files */
+	struct fp_slot	*slots;
+	int32_t		 nslots, lru_head, lru_tail, free_slot;
+
+	struct fp_day	 days[NDAYS];
+	uint64_t	 day_clock;
+
+	uint8_t		 rnd[RND_BYTES];
+	size_t		 rnd_off;
+
+	struct iovec	 iov[NIOV];
+	uint8_t		 fhdr[FILE_HDR];
+	ZSTD_CCtx	*zc;
+	uint8_t		*zin, *zout;
+	char		 line[LINE_MAX_LEN];
+	char		 first_error[256];
+
+	/* counters (packet-headers' metric in brackets, docs/flows.md) */
+	uint64_t	 flows_started;		/* pcap_saver_starts_total */
+	uint64_t	 flows_ended;		/* pcap_saver_stops_total */
+	uint64_t	 flows_gc;		/* ..._garbage_collected */
+	uint64_t	 flows_eof, flows_forced, flows_evicted;
+	uint64_t	 missed;		/* pcap_missed_packets_total */
+	uint64_t	 active;		/* pcap_demuxer_savers_active */
+	uint64_t	 bad;			/* pcap_demuxer_bad_packets */
+	uint64_t	 ignored;		/* protocol not selected */
+	uint64_t	 skipped;		/* after capture_duration */
+	uint64_t	 lt_dropped;
+	uint64_t	 written, written_bytes, pending;
+	uint64_t	 files, write_errors, publish_errors, index_errors;
+	uint64_t	 switched, reopened, small_flows, small_packets;
+	uint64_t	 mem_bound;		/* flow table + pool */
+};
+
+static const char *const fp_keys[] = { "type", "dir", "protocols",
+	"flow_timeout", "capture_duration", "max_header_size",
+	"zero_payload", "mode", "max_memory", "max_flows", "max_open_files",
+	"compress", "compress_level", "precision", "min_packets", "index",
+	NULL };
+static const char *const modes[] = { "buffered", "stream", NULL };
+static const char *const compressions[] = { "none", "zstd", NULL };
+static const char *const precisions[] = { "us", "ns", NULL };
+static const char *const proto_names[] = { "tcp", "udp", "icmp", NULL };
+
+static int
+fp_check(json_t *conf, const json_t *policy, struct weir_err *err)
+{
+	json_t *a, *v;
+	size_t i;
+	int rc, k, seen = 0;
+	long long lvl;
+
+	if ((rc = weir_conf_known(conf, MOD, fp_keys, err)) < 0 ||
+	    (rc = weir_conf_str(conf, MOD, "dir", NULL, 0, NULL, err)) < 0 ||
+	    (rc = weir_conf_num(conf, MOD, "flow_timeout", 30, 0.001,
+	    86400 * 7, NULL, err)) < 0 ||
+	    (rc = weir_conf_num(conf, MOD, "capture_duration", 30, 0,
+	    86400 * 366, NULL, err)) < 0 ||
+	    (rc = weir_conf_int(conf, MOD, "max_header_size", 256, 1,
+	    MAX_SNAP, NULL, err)) < 0 ||
+	    (rc = weir_conf_bool(conf, MOD, "zero_payload", 1, NULL,
+	    err)) < 0 ||
+	    (rc = weir_conf_enum(conf, MOD, "mode", "buffered", modes, NULL,
+	    err)) < 0 ||
+	    (rc = weir_conf_int(conf, MOD, "max_memory", 256LL << 20,
+	    1LL << 16, 1LL << 40, NULL, err)) < 0 ||
+	    (rc = weir_conf_int(conf, MOD, "max_flows", 100000, 1,
+	    100000000, NULL, err)) < 0 ||
+	    (rc = weir_conf_int(conf, MOD, "max_open_files", 256, 1, 65536,
+	    NULL, err)) < 0 ||
+	    (rc = weir_conf_enum(conf, MOD, "compress", "none", compressions,
+	    NULL, err)) < 0 ||
+	    (rc = weir_conf_int(conf, MOD, "compress_level", 3,
+	    ZSTD_minCLevel(), ZSTD_maxCLevel(), &lvl, err)) < 0 ||
+	    (rc = weir_conf_enum(conf, MOD, "precision", "us", precisions,
+	    NULL, err)) < 0 ||
+	    (rc = weir_conf_int(conf, MOD, "min_packets", 1, 1, 1000000,
+	    NULL, err)) < 0 ||
+	    (rc = weir_conf_bool(conf, MOD, "index", 1, NULL, err)) < 0)
+		return rc;
+	if ((a = json_object_get(conf, "protocols")) == NULL) {
+		json_object_set_new(conf, "protocols", json_pack("[s]",
+		    "tcp"));
+		return 0;
+	}
+	if (!json_is_array(a) || json_array_size(a) == 0)
+		return weir_seterr(err, -WEIR_ECONFIG, "%s: 'protocols' must "
+		    "be a non-empty array of \"tcp\", \"udp\", \"icmp\"", MOD);
+	json_array_foreach(a, i, v) {
+		for (k = 0; proto_names[k] != NULL; k++)
+			if (json_is_string(v) && strcmp(json_string_value(v),
+			    proto_names[k]) == 0)
+				break;
+		if (proto_names[k] == NULL)
+			return weir_seterr(err, -WEIR_ECONFIG, "%s: "
+			    "'protocols'[%zu] must be \"tcp\", \"udp\" or "
+			    "\"icmp\"", MOD, i);
+		if (seen & (1 << k))
+			return weir_seterr(err, -WEIR_ECONFIG, "%s: "
+			    "'protocols' names \"%s\" twice", MOD,
+			    proto_names[k]);
+		seen |= 1 << k;
+	}
+	return 0;
+}
+
+/* ---- small helpers ---- */
+
+static void
+put16(uint8_t *b, uint16_t v)
+{
+	memcpy(b, &v, 2);
+}
+
+static void
+put32(uint8_t *b, uint32_t v)
+{
+	memcpy(b, &v, 4);
+}
+
+static struct fp_flow *
+U(struct weir_flow *f)
+{
+	return f->user;
+}
+
+static struct chunk *
+CH(const struct fp_out *o, uint32_t i)
+{
+	return (struct chunk *)(void *)(o->pool + (size_t)i * o->csize);
+}
+
+static void note_error(struct fp_out *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+note_error(struct fp_out *o, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* The first error is logged; later ones are counted only. */
+	if (o->first_error[0] == '\0') {
+		log_err("%s: %s", MOD, msg);
+		snprintf(o->first_error, sizeof(o->first_error), "%s", msg);
+	}
+}
+
+/* "0190a3b2-...": 36 characters and a NUL. */
+static void
+uuid_str(const uint8_t *u, char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	int i, j = 0;
+
+	for (i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			s[j++] = '-';
+		s[j++] = hex[u[i] >> 4];
+		s[j++] = hex[u[i] & 15];
+	}
+	s[j] = '\0';
+}
+
+/*
+ * UUIDv7 (RFC 9562): 48 bits of Unix milliseconds (the flow's first
+ * packet), version 7, variant 10, 74 random bits from getrandom(),
+ * drawn 4 KiB at a time.
+ */
+static int
+uuid_make(struct fp_out *o, uint64_t ts, uint8_t *u)
+{
+	uint64_t ms = ts / 1000000;
+	ssize_t n;
+	int i;
+
+	if (o->rnd_off + 10 > sizeof(o->rnd)) {
+		n = getrandom(o->rnd, sizeof(o->rnd), 0);
+		if (n != (ssize_t)sizeof(o->rnd))
+			return n < 0 ? -errno : -EIO;
+		o->rnd_off = 0;
+	}
+	for (i = 0; i < 6; i++)
+		u[i] = (uint8_t)(ms >> (40 - 8 * i));
+	memcpy(u + 6, o->rnd + o->rnd_off, 10);
+	o->rnd_off += 10;
+	u[6] = (uint8_t)(0x70 | (u[6] & 0x0f));
+	u[8] = (uint8_t)(0x80 | (u[8] & 0x3f));
+	return 0;
+}
+
+/* ---- lists ---- */
+
+static void
+list_add(struct fp_out *o, struct weir_flow *f, int dirty)
+{
+	struct fp_list *l = dirty ? &o->dirty : &o->buffered;
+	struct fp_flow *u = U(f);
+
+	u->prev = l->tail;
+	u->next = NULL;
+	if (l->tail != NULL)
+		U(l->tail)->next = f;
+	else
+		l->head = f;
+	l->tail = f;
+	l->n++;
+	u->flags |= F_LISTED | (dirty ? F_DIRTYLIST : 0);
+}
+
+static void
+list_del(struct fp_out *o, struct weir_flow *f)
+{
+	struct fp_flow *u = U(f);
+	struct fp_list *l;
+
+	if (!(u->flags & F_LISTED))
+		return;
+	l = (u->flags & F_DIRTYLIST) ? &o->dirty : &o->buffered;
+	if (u->prev != NULL)
+		U(u->prev)->next = u->next;
+	else
+		l->head = u->next;
+	if (u->next != NULL)
+		U(u->next)->prev = u->prev;
+	else
+		l->tail = u->prev;
+	l->n--;
+	u->prev = u->next = NULL;
+	u->flags &= (uint8_t)~(F_LISTED | F_DIRTYLIST);
+}
+
+/* Stream flows below min_packets wait on the buffered list. */
+static int
+wants_dirty(const struct fp_out *o, const struct fp_flow *u)
+{
+	return (u->flags & F_STREAM) && ((u->flags & F_FILE) ||
+	    u->kept >= o->min_packets);
+}
+
+/* ---- chunk pool ---- */
+
+static void
+chain_free(struct fp_out *o, struct fp_flow *u)
+{
+	uint32_t i, nx;
+
+	for (i = u->head; i != NONE; i = nx) {
+		nx = CH(o, i)->next;
+		CH(o, i)->next = o->freelist;
+		o->freelist = i;
+		o->used--;
+	}
+	u->head = u->tail = NONE;
+	o->pending -= u->npending;
+	u->pending = u->npending = 0;
+}
+
+/* ---- day directories ---- */
+
+static struct fp_day *
+day_get(struct fp_out *o, uint64_t ts)
+{
+	struct fp_day *d, *lru = &o->days[0];
+	int64_t day = (int64_t)(ts / DAY_NS);
+	char yy[8], mm[12];
+	struct tm tm;
+	time_t t;
+	int i;
+
+	for (i = 0; i < NDAYS; i++) {
+		d = &o->days[i];
+		if (d->day == day) {
+			d->used = ++o->day_clock;
+			return d;
+		}
+		if (d->used < lru->used)
+			lru = d;
+	}
+	d = lru;
+	if (d->dfd >= 0)
+		close(d->dfd);
+	if (d->ifd >= 0)
+		close(d->ifd);
+	d->dfd = d->ifd = -1;
+	d->day = -1;
+	t = (time_t)(day * 86400);
+	gmtime_r(&t, &tm);
+	snprintf(yy, sizeof(yy), "%04d", tm.tm_year + 1900);
+	snprintf(mm, sizeof(mm), "%s/%02d", yy, tm.tm_mon + 1);
+	snprintf(d->rel, sizeof(d->rel), "%s/%02d", mm, tm.tm_mday);
+	if ((mkdirat(o->dirfd, yy, 0750) < 0 && errno != EEXIST) ||
+	    (mkdirat(o->dirfd, mm, 0750) < 0 && errno != EEXIST) ||
+	    (mkdirat(o->dirfd, d->rel, 0750) < 0 && errno != EEXIST) ||
+	    (d->dfd = openat(o->dirfd, d->rel, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) < 0) {
+		note_error(o, "cannot create directory '%s': %s", d->rel,
+		    strerror(errno));
+		return NULL;
+	}
+	d->day = day;
+	d->used = ++o->day_clock;
+	return d;
+}
+
+/* ---- open file slots (stream mode) ---- */
+
+static void
+slot_unlink(struct fp_out *o, int32_t s)
+{
+	struct fp_slot *x = &o->slots[s];
+
+	if (x->prev >= 0)
+		o->slots[x->prev].next = x->next;
+	else
+		o->lru_head = x->next;
+	if (x->next >= 0)
+		o->slots[x->next].prev = x->prev;
+	else
+		o->lru_tail = x->prev;
+	x->prev = x->next = -1;
+}
+
+/* Most recently used at the tail. */
+static void
+slot_touch(struct fp_out *o, int32_t s)
+{
+	struct fp_slot *x = &o->slots[s];
+
+	if (o->lru_tail == s)
+		return;
+	if (x->prev >= 0 || o->lru_head == s)
+		slot_unlink(o, s);
+	x->prev = o->lru_tail;
+	x->next = -1;
+	if (o->lru_tail >= 0)
+		o->slots[o->lru_tail].next = s;
+	else
+		o->lru_head = s;
+	o->lru_tail = s;
+}
+
+static void
+slot_release(struct fp_out *o, struct fp_flow *u)
+{
+	int32_t s = u->slot;
+
+	if (s < 0)
+		return;
+	slot_unlink(o, s);
+	close(o->slots[s].fd);
+	o->slots[s].fd = -1;
+	o->slots[s].f = NULL;
+	o->slots[s].next = o->free_slot;
+	o->free_slot = s;
+	u->slot = -1;
+}
+
+/* A slot for f's fd: a free one, or the least recently used one. */
+static int32_t
+slot_get(struct fp_out *o, struct weir_flow *f, int fd)
+{
+	int32_t s = o->free_slot;
+
+	if (s >= 0)
+		o->free_slot = o->slots[s].next;
+	else {
+		s = o->lru_head;
+		slot_release(o, U(o->slots[s].f));
+		o->free_slot = o->slots[s].next;
+	}
+	o->slots[s].fd = fd;
+	o->slots[s].f = f;
+	o->slots[s].prev = o->slots[s].next = -1;
+	slot_touch(o, s);
+	U(f)->slot = s;
+	return s;
+}
+
+/* ---- writing ---- */
+
+static void
+hidden_name(const struct fp_flow *u, char *buf, size_t len, int zst)
+{
+	char us[40];
+
+	uuid_str(u->uuid, us);
+	snprintf(buf, len, ".%s.pcap%s.part", us, zst ? ".zst" : "");
+}
+
+static void
+file_header(struct fp_out *o, uint16_t linktype)
+{
+	put32(o->fhdr, o->nano ? 0xa1b23c4dU : 0xa1b2c3d4U);
+	put16(o->fhdr + 4, 2);
+	put16(o->fhdr + 6, 4);
+	put32(o->fhdr + 8, 0);
+	put32(o->fhdr + 12, 0);
+	put32(o->fhdr + 16, o->snap);
+	put32(o->fhdr + 20, linktype);
+}
+
+/* writev() all of iov[0..n), resuming short writes. */
+static int
+writev_all(int fd, struct iovec *iov, int n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		w = writev(fd, iov, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		while (n > 0 && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The fd of f's hidden file: its slot, a reopened file, or a new one.
+ * With keep, the fd goes into a slot; else the caller closes it
+ * (buffered flows write once).  *fresh is set when the file is new.
+ */
+static int
+flow_fd(struct fp_out *o, struct weir_flow *f, int keep, int *fresh)
+{
+	struct fp_flow *u = U(f);
+	struct fp_day *d;
+	char name[64];
+	int fd, fl = O_WRONLY | O_APPEND | O_CLOEXEC;
+
+	*fresh = 0;
+	if (u->slot >= 0) {
+		slot_touch(o, u->slot);
+		return o->slots[u->slot].fd;
+	}
+	if ((d = day_get(o, u->first_ts)) == NULL)
+		return -EIO;
+	hidden_name(u, name, sizeof(name), 0);
+	if (!(u->flags & F_FILE)) {
+		fl |= O_CREAT | O_TRUNC;
+		*fresh = 1;
+	} else
+		o->reopened++;
+	if ((fd = openat(d->dfd, name, fl, 0640)) < 0) {
+		fd = -errno;
+		note_error(o, "cannot open '%s': %s", name, strerror(errno));
+		return fd;
+	}
+	u->flags |= F_FILE;
+	if (keep)
+		slot_get(o, f, fd);
+	return fd;
+}
+
+/*
+ * Write f's records in memory to its hidden file and free them.  On a
+ * write error the file is cut back to its last record, the flow is
+ * marked failed and the records counted in missed_packets.
+ */
+static int
+flow_write(struct fp_out *o, struct weir_flow *f, int keep)
+{
+	struct fp_flow *u = U(f);
+	uint64_t bytes;
+	uint32_t c;
+	int fd, fresh, n = 0, rc = 0;
+	char name[64];
+
+	list_del(o, f);
+	if (u->head == NONE)
+		return 0;
+	if (u->flags & F_FAILED) {
+		u->missed += u->npending;
+		o->missed += u->npending;
+		chain_free(o, u);
+		return 0;
+	}
+	if ((fd = flow_fd(o, f, keep, &fresh)) < 0) {
+		rc = fd;
+		goto fail;
+	}
+	bytes = u->pending;
+	if (fresh) {
+		file_header(o, u->linktype);
+		o->iov[n].iov_base = o->fhdr;
+		o->iov[n++].iov_len = FILE_HDR;
+		bytes += FILE_HDR;
+	}
+	for (c = u->head; c != NONE; c = CH(o, c)->next) {
+		o->iov[n].iov_base = CH(o, c) + 1;
+		o->iov[n++].iov_len = CH(o, c)->used;
+		if (n == NIOV || CH(o, c)->next == NONE) {
+			if ((rc = writev_all(fd, o->iov, n)) < 0)
+				break;
+			n = 0;
+		}
+	}
+	if (rc < 0) {
+		o->write_errors++;
+		hidden_name(u, name, sizeof(name), 0);
+		note_error(o, "cannot write '%s': %s", name, strerror(-rc));
+		/* Keep the file whole: cut back to the last record. */
+		if (ftruncate(fd, (off_t)u->file_size) < 0)
+			note_error(o, "cannot truncate '%s': %s", name,
+			    strerror(errno));
+		if (fresh && u->file_size == 0)
+			u->flags &= (uint8_t)~F_FILE;
+	} else {
+		u->file_size += bytes;
+		u->written += u->npending;
+		o->written += u->npending;
+		o->written_bytes += u->pending - (uint64_t)u->npending *
+		    PCAP_HDR;
+	}
+	if (!keep && u->slot < 0)
+		close(fd);
+	if (rc == 0) {
+		o->pending -= u->npending;
+		u->npending = u->pending = 0;
+		chain_free(o, u);
+		return 0;
+	}
+fail:
+	u->flags |= F_FAILED;
+	u->missed += u->npending;
+	o->missed += u->npending;
+	chain_free(o, u);
+	return rc;
+}
+
+/* Write the records of every stream flow (end of a batch). */
+static void
+flush_dirty(struct fp_out *o)
+{
+	while (o->dirty.head != NULL)
+		flow_write(o, o->dirty.head, 1);
+}
+
+/*
+ * Make room in the pool: stream flows first, then switch the largest
+ * of the oldest buffered flows to stream mode.
+ */
+static void
+make_room(struct fp_out *o)
+{
+	struct weir_flow *f, *victim;
+	int k, big, vbig = 0;
+
+	if (o->dirty.head != NULL) {
+		flush_dirty(o);
+		return;
+	}
+	/*
+	 * Flows below min_packets are passed over when possible: writing
+	 * them would give a flood's one-packet flows files after all.
+	 */
+	victim = o->buffered.head;
+	for (f = victim, k = 0; f != NULL && k < VICTIM_SCAN;
+	    f = U(f)->next, k++) {
+		big = U(f)->kept >= o->min_packets;
+		if (big > vbig || (big == vbig && U(f)->pending >
+		    U(victim)->pending)) {
+			victim = f;
+			vbig = big;
+		}
+	}
+	if (victim == NULL)
+		return;
+	if (!(U(victim)->flags & F_STREAM)) {
+		U(victim)->flags |= F_STREAM;
+		o->switched++;
+	}
+	flow_write(o, victim, 1);
+}
+
+static uint32_t
+chunk_alloc(struct fp_out *o)
+{
+	uint32_t i;
+
+	for (;;) {
+		if (o->freelist != NONE) {
+			i = o->freelist;
+			o->freelist = CH(o, i)->next;
+			break;
+		}
+		if (o->fresh < o->nchunks) {
+			i = o->fresh++;
+			break;
+		}
+		if (o->dirty.head == NULL && o->buffered.head == NULL)
+			return NONE;
+		make_room(o);
+	}
+	CH(o, i)->next = NONE;
+	CH(o, i)->used = 0;
+	if (++o->used > o->peak)
+		o->peak = o->used;
+	return i;
+}
+
+/* ---- publishing ---- */
+
+static const char *
+reason_name(int r)
+{
+	switch (r) {
+	case WEIR_FLOW_END_IDLE:
+		return "idle";
+	case WEIR_FLOW_END_ACTIVE:
+		return "active";
+	case WEIR_FLOW_END_EOF:
+		return "eof";
+	case WEIR_FLOW_END_FORCED:
+		return "forced";
+	case WEIR_FLOW_END_LACK:
+		return "lack";
+	}
+	return "none";
+}
+
+static void
+addr_str(const struct weir_flow_key *k, int i, char *buf, size_t len)
+{
+	if (inet_ntop(k->family == 6 ? AF_INET6 : AF_INET, k->addr[i], buf,
+	    (socklen_t)len) == NULL)
+		snprintf(buf, len, "?");
+}
+
+/* Append f's index line with one write(); the file is published. */
+static void
+index_line(struct fp_out *o, struct weir_flow *f, struct fp_day *d,
+    const char *file)
+{
+	struct fp_flow *u = U(f);
+	const struct weir_flow_key *k = &f->key;
+	char us[40], a0[INET6_ADDRSTRLEN], a1[INET6_ADDRSTRLEN];
+	char t0[40], t1[40], ports[64];
+	uint64_t last = f->end[0] > f->end[1] ? f->end[0] : f->end[1];
+	ssize_t w;
+	int n;
+
+	if (!o->index)
+		return;
+	if (d->ifd < 0 && (d->ifd = openat(d->dfd, "index.jsonl",
+	    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640)) < 0) {
+		o->index_errors++;
+		note_error(o, "cannot open '%s/index.jsonl': %s", d->rel,
+		    strerror(errno));
+		return;
+	}
+	uuid_str(u->uuid, us);
+	addr_str(k, 0, a0, sizeof(a0));
+	addr_str(k, 1, a1, sizeof(a1));
+	if (last < u->first_ts)
+		last = u->first_ts;
+	weir_fw_rfc3339(u->first_ts, t0, sizeof(t0));
+	weir_fw_rfc3339(last, t1, sizeof(t1));
+	if (k->proto == 1 || k->proto == 58)
+		snprintf(ports, sizeof(ports), "\"icmp_type\":%u,"
+		    "\"icmp_code\":%u", k->port[1] >> 8, k->port[1] & 0xff);
+	else
+		snprintf(ports, sizeof(ports), "\"sport\":%u,\"dport\":%u",
+		    k->port[0], k->port[1]);
+	n = snprintf(o->line, sizeof(o->line),
+	    "{\"uuid\":\"%s\",\"file\":\"%s\",\"path\":\"%s/%s\","
+	    "\"family\":%u,\"proto\":%u,\"src\":\"%s\",\"dst\":\"%s\",%s,"
+	    "\"vlan\":%u,\"first_ts\":\"%s\",\"first_ts_ns\":%" PRIu64 ","
+	    "\"last_ts\":\"%s\",\"last_ts_ns\":%" PRIu64 ","
+	    "\"packets_fwd\":%" PRIu64 ",\"bytes_fwd\":%" PRIu64 ","
+	    "\"packets_rev\":%" PRIu64 ",\"bytes_rev\":%" PRIu64 ","
+	    "\"packets_written\":%" PRIu64 ",\"skipped_after_duration\":%"
+	    PRIu64 ",\"dropped_linktype\":%" PRIu64 ",\"missed_packets\":%"
+	    PRIu64 ",\"linktype\":%u,\"snaplen\":%u,\"end_reason\":\"%s\"}\n",
+	    us, file, d->rel, file, k->family, k->proto, a0, a1, ports,
+	    k->vlan, t0, u->first_ts, t1, last, f->pkts[0], f->bytes[0],
+	    f->pkts[1], f->bytes[1], u->written, u->skipped, u->lt_dropped,
+	    u->missed, u->linktype, o->snap, reason_name(f->end_reason));
+	if (n < 0 || (size_t)n >= sizeof(o->line)) {
+		o->index_errors++;
+		return;
+	}
+	/* One write: O_APPEND makes it one line, never interleaved. */
+	w = write(d->ifd, o->line, (size_t)n);
+	if (w != n) {
+		o->index_errors++;
+		note_error(o, "cannot write '%s/index.jsonl': %s", d->rel,
+		    strerror(w < 0 ? errno : ENOSPC));
+	}
+}
+
+/* Feed len bytes to the compressor, writing its output to fd. */
+static int
+z_feed(struct fp_out *o, int fd, const void *buf, size_t len, int end)
+{
+	ZSTD_inBuffer in = { buf, len, 0 };
+	ZSTD_outBuffer out;
+	size_t left;
+	struct iovec v;
+	int rc;
+
+	do {
+		out.dst = o->zout;
+		out.size = ZBUF;
+		out.pos = 0;
+		left = ZSTD_compressStream2(o->zc, &out, &in,
+		    end ? ZSTD_e_end : ZSTD_e_continue);
+		if (ZSTD_isError(left))
+			return -EIO;
+		if (out.pos > 0) {
+			v.iov_base = o->zout;
+			v.iov_len = out.pos;
+			if ((rc = writev_all(fd, &v, 1)) < 0)
+				return rc;
+		}
+	} while (end ? left != 0 : in.pos < in.size);
+	return 0;
+}
+
+/*
+ * Compress f's data into .UUID.pcap.zst.part: from memory when the
+ * flow never touched the disk (buffered), else from its hidden file.
+ */
+static int
+compress_flow(struct fp_out *o, struct weir_flow *f, struct fp_day *d,
+    const char *zpart)
+{
+	struct fp_flow *u = U(f);
+	char part[64];
+	uint32_t c;
+	ssize_t r;
+	int zfd, ifd = -1, rc;
+
+	if ((zfd = openat(d->dfd, zpart, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC, 0640)) < 0)
+		return -errno;
+	ZSTD_CCtx_reset(o->zc, ZSTD_reset_session_only);
+	if (!(u->flags & F_FILE)) {
+		ZSTD_CCtx_setPledgedSrcSize(o->zc, FILE_HDR + u->pending);
+		file_header(o, u->linktype);
+		rc = z_feed(o, zfd, o->fhdr, FILE_HDR, 0);
+		for (c = u->head; rc == 0 && c != NONE; c = CH(o, c)->next)
+			rc = z_feed(o, zfd, CH(o, c) + 1, CH(o, c)->used, 0);
+		if (rc == 0)
+			rc = z_feed(o, zfd, NULL, 0, 1);
+		if (rc == 0) {
+			u->written += u->npending;
+			o->written += u->npending;
+			o->written_bytes += u->pending -
+			    (uint64_t)u->npending * PCAP_HDR;
+			o->pending -= u->npending;
+			u->npending = u->pending = 0;
+		}
+	} else {
+		ZSTD_CCtx_setPledgedSrcSize(o->zc, u->file_size);
+		hidden_name(u, part, sizeof(part), 0);
+		rc = 0;
+		if ((ifd = openat(d->dfd, part, O_RDONLY | O_CLOEXEC)) < 0)
+			rc = -errno;
+		while (rc == 0 && (r = read(ifd, o->zin, ZBUF)) != 0) {
+			if (r < 0) {
+				if (errno != EINTR)
+					rc = -errno;
+				continue;
+			}
+			rc = z_feed(o, zfd, o->zin, (size_t)r, 0);
+		}
+		if (rc == 0)
+			rc = z_feed(o, zfd, NULL, 0, 1);
+		if (ifd >= 0)
+			close(ifd);
+		if (rc == 0 && unlinkat(d->dfd, part, 0) < 0)
+			rc = -errno;
+	}
+	if (close(zfd) < 0 && rc == 0)
+		rc = -errno;
+	if (rc < 0)
+		unlinkat(d->dfd, zpart, 0);
+	return rc;
+}
+
+/* The flow ended: write what is left, publish, index. */
+static void
+flow_publish(struct fp_out *o, struct weir_flow *f)
+{
+	struct fp_flow *u = U(f);
+	struct fp_day *d;
+	char us[40], part[64], file[64];
+	int rc;
+
+	uuid_str(u->uuid, us);
+	if (o->compress && !(u->flags & F_FILE) && !(u->flags & F_FAILED)) {
+		list_del(o, f);
+		if ((d = day_get(o, u->first_ts)) == NULL) {
+			flow_write(o, f, 0);	/* counts the loss */
+			return;
+		}
+		hidden_name(u, part, sizeof(part), 1);
+		snprintf(file, sizeof(file), "%s.pcap.zst", us);
+		if ((rc = compress_flow(o, f, d, part)) < 0) {
+			o->write_errors++;
+			note_error(o, "cannot write '%s': %s", part,
+			    strerror(-rc));
+			u->flags |= F_FAILED;
+			u->missed += u->npending;
+			o->missed += u->npending;
+			chain_free(o, u);
+			return;
+		}
+		chain_free(o, u);
+		goto rename;
+	}
+	flow_write(o, f, 0);
+	slot_release(o, u);
+	if (!(u->flags & F_FILE) || u->written == 0) {
+		/* Nothing was ever written (a failed first write). */
+		if (u->flags & F_FILE) {
+			if ((d = day_get(o, u->first_ts)) != NULL) {
+				hidden_name(u, part, sizeof(part), 0);
+				unlinkat(d->dfd, part, 0);
+			}
+		}
+		return;
+	}
+	if ((d = day_get(o, u->first_ts)) == NULL)
+		return;
+	if (o->compress) {
+		hidden_name(u, part, sizeof(part), 1);
+		snprintf(file, sizeof(file), "%s.pcap.zst", us);
+		if ((rc = compress_flow(o, f, d, part)) < 0) {
+			/* The data is safe uncompressed: publish that. */
+			o->write_errors++;
+			note_error(o, "cannot compress into '%s': %s",
+			    part, strerror(-rc));
+			hidden_name(u, part, sizeof(part), 0);
+			snprintf(file, sizeof(file), "%s.pcap", us);
+		}
+	} else {
+		hidden_name(u, part, sizeof(part), 0);
+		snprintf(file, sizeof(file), "%s.pcap", us);
+	}
+rename:
+	if (renameat(d->dfd, part, d->dfd, file) < 0) {
+		o->publish_errors++;
+		note_error(o, "cannot rename '%s': %s", part, strerror(errno));
+		return;
+	}
+	o->files++;
+	index_line(o, f, d, file);
+}
+
+/* Expiry callback of the flow table. */
+static void
+fp_expire(void *arg, struct weir_flow *f)
+{
+	struct fp_out *o = arg;
+	struct fp_flow *u = U(f);
+
+	if (f->end_reason == WEIR_FLOW_END_ACTIVE || !(u->flags & F_INIT))
+		return;
+	if (!(u->flags & F_FILE) && u->kept < o->min_packets) {
+		/* Too small to keep (floods, scans): counted, no file. */
+		list_del(o, f);
+		o->small_flows++;
+		o->small_packets += u->npending;
+		chain_free(o, u);
+	} else
+		flow_publish(o, f);
+	o->flows_ended++;
+	o->active--;
+	switch (f->end_reason) {
+	case WEIR_FLOW_END_IDLE:
+		o->flows_gc++;
+		break;
+	case WEIR_FLOW_END_EOF:
+		o->flows_eof++;
+		break;
+	case WEIR_FLOW_END_LACK:
+		o->flows_evicted++;
+		break;
+	default:
+		o->flows_forced++;
+		break;
+	}
+	u->flags = 0;
+}
+
+/* ---- open ---- */
+
+static int
+mkdir_p(const char *path)
+{
+	char buf[PATH_MAX], *s;
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (s = buf + 1; *s != '\0'; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(buf, 0750) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(buf, 0750) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static void
+fp_free(struct fp_out *o)
+{
+	int i;
+
+	if (o == NULL)
+		return;
+	weir_flowtab_free(o->ft);
+	for (i = 0; i < o->nslots; i++)
+		if (o->slots[i].fd >= 0)
+			close(o->slots[i].fd);
+	for (i = 0; i < NDAYS; i++) {
+		if (o->days[i].dfd >= 0)
+			close(o->days[i].dfd);
+		if (o->days[i].ifd >= 0)
+			close(o->days[i].ifd);
+	}
+	if (o->dirfd >= 0)
+		close(o->dirfd);
+	ZSTD_freeCCtx(o->zc);
+	free(o->zin);
+	free(o->zout);
+	free(o->slots);
+	free(o->pool);
+	free(o->dir);
+	free(o);
+}
+
+static int
+fp_open(void **st, const json_t *conf, const struct weir_env *env,
+    struct weir_err *err)
+{
+	struct weir_flowtab_conf fc;
+	struct fp_out *o;
+	const char *s;
+	json_t *v;
+	size_t i, mem;
+	int rc;
+
+	*st = NULL;
+	if ((o = calloc(1, sizeof(*o))) == NULL)
+		return weir_seterr(err, -ENOMEM, "%s: out of memory", MOD);
+	o->dirfd = -1;
+	for (i = 0; i < NDAYS; i++) {
+		o->days[i].day = -1;
+		o->days[i].dfd = o->days[i].ifd = -1;
+	}
+	o->rnd_off = sizeof(o->rnd);
+	s = json_string_value(json_object_get(conf, "dir"));
+	if (s == NULL || (o->dir = strdup(s)) == NULL) {
+		rc = weir_seterr(err, -ENOMEM, "%s: out of memory", MOD);
+		goto fail;
+	}
+	json_array_foreach(json_object_get(conf, "protocols"), i, v) {
+		s = json_string_value(v);
+		o->protos |= strcmp(s, "tcp") == 0 ? P_TCP :
+		    strcmp(s, "udp") == 0 ? P_UDP : P_ICMP;
+	}
+	if (o->protos == 0)
+		o->protos = P_TCP;
+	o->duration_ns = (uint64_t)(json_number_value(json_object_get(conf,
+	    "capture_duration")) * 1e9 + 0.5);
+	o->snap = (uint32_t)json_integer_value(json_object_get(conf,
+	    "max_header_size"));
+	if (o->snap == 0 || o->snap > MAX_SNAP)
+		o->snap = 256;
+	v = json_object_get(conf, "zero_payload");
+	o->zero = v == NULL || json_is_true(v);
+	o->stream = weir_conf_choice(conf, "mode", modes) == 1;
+	o->compress = weir_conf_choice(conf, "compress", compressions) == 1;
+	o->nano = weir_conf_choice(conf, "precision", precisions) == 1;
+	o->clevel = (int)json_integer_value(json_object_get(conf,
+	    "compress_level"));
+	v = json_object_get(conf, "index");
+	o->index = v == NULL || json_is_true(v);
+	o->min_packets = (uint64_t)json_integer_value(json_object_get(conf,
+	    "min_packets"));
+	if (o->min_packets == 0)
+		o->min_packets = 1;
+
+	/* The pool: chunks big enough for a few maximal records. */
+	o->csize = 2 * (sizeof(struct chunk) + PCAP_HDR + o->snap);
+	if (o->csize < 2048)
+		o->csize = 2048;
+	o->csize = (o->csize + 63) & ~(size_t)63;
+	mem = (size_t)json_integer_value(json_object_get(conf,
+	    "max_memory"));
+	if (mem / o->csize < 2)
+		mem = 2 * o->csize;
+	if (mem / o->csize > UINT32_MAX - 1)
+		mem = (size_t)(UINT32_MAX - 1) * o->csize;
+	o->nchunks = (uint32_t)(mem / o->csize);
+	o->freelist = NONE;
+	/* Pages are touched only as chunks are first used. */
+	if ((o->pool = malloc((size_t)o->nchunks * o->csize)) == NULL) {
+		rc = weir_seterr(err, -ENOMEM, "%s: cannot allocate "
+		    "'max_memory' (%zu bytes)", MOD, mem);
+		goto fail;
+	}
+	o->nslots = (int32_t)json_integer_value(json_object_get(conf,
+	    "max_open_files"));
+	if (o->nslots <= 0)
+		o->nslots = 256;
+	if ((o->slots = calloc((size_t)o->nslots, sizeof(*o->slots))) ==
+	    NULL) {
+		rc = weir_seterr(err, -ENOMEM, "%s: out of memory", MOD);
+		goto fail;
+	}
+	for (i = 0; i < (size_t)o->nslots; i++) {
+		o->slots[i].fd = -1;
+		o->slots[i].prev = -1;
+		o->slots[i].next = i + 1 < (size_t)o->nslots ?
+		    (int32_t)i + 1 : -1;
+	}
+	o->free_slot = 0;
+	o->lru_head = o->lru_tail = -1;
+	if (o->compress) {
+		if ((o->zc = ZSTD_createCCtx()) == NULL ||
+		    (o->zin = malloc(ZBUF)) == NULL ||
+		    (o->zout = malloc(ZBUF)) == NULL) {
+			rc = weir_seterr(err, -ENOMEM, "%s: out of memory",
+			    MOD);
+			goto fail;
+		}
+		ZSTD_CCtx_setParameter(o->zc, ZSTD_c_compressionLevel,
+		    o->clevel);
+		ZSTD_CCtx_setParameter(o->zc, ZSTD_c_checksumFlag, 1);
+		ZSTD_CCtx_setParameter(o->zc, ZSTD_c_contentSizeFlag, 1);
+	}
+	if ((rc = mkdir_p(o->dir)) < 0 || (o->dirfd = open(o->dir,
+	    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		if (rc == 0)
+			rc = -errno;
+		rc = weir_seterr(err, rc, "%s: cannot create directory '%s': "
+		    "%s", MOD, o->dir, weir_strerror(rc));
+		goto fail;
+	}
+	memset(&fc, 0, sizeof(fc));
+	fc.idle_ns = (uint64_t)(json_number_value(json_object_get(conf,
+	    "flow_timeout")) * 1e9 + 0.5);
+	fc.active_ns = 0;
+	fc.max_flows = (uint64_t)json_integer_value(json_object_get(conf,
+	    "max_flows"));
+	fc.user_size = sizeof(struct fp_flow);
+	fc.tcp_end = 1;
+	if ((o->ft = weir_flowtab_new(&fc, fp_expire, o, err)) == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	o->mem_bound = (uint64_t)weir_flowtab_entry_bytes(o->ft) *
+	    fc.max_flows + (uint64_t)o->nchunks * o->csize;
+	*st = o;
+	return 0;
+fail:
+	fp_free(o);
+	return rc;
+}
+
+/* ---- packets ---- */
+
+/*
+ * The IP protocol of the packet's flow (innermost non-quoted IP), or
+ * -1 when it has none.  Later fragments have no L4 header: their
+ * protocol comes from the IPv4 header or the IPv6 fragment header.
+ */
+static int
+pkt_proto(const struct weir_pkt *p)
+{
+	const struct weir_decoded *d = &p->dec;
+	const struct weir_layer *l;
+	int i, proto = -1;
+
+	if (d->l4 != WEIR_NO_LAYER && d->l4 < d->n) {
+		switch (d->l[d->l4].kind) {
+		case WEIR_L_TCP:
+			return 6;
+		case WEIR_L_UDP:
+			return 17;
+		case WEIR_L_ICMP:
+			return 1;
+		case WEIR_L_ICMP6:
+			return 58;
+		}
+	}
+	if (d->inner_ip == WEIR_NO_LAYER || d->inner_ip >= d->n)
+		return -1;
+	l = &d->l[d->inner_ip];
+	if (l->kind == WEIR_L_IPV4) {
+		if ((size_t)l->off + 10 <= p->caplen)
+			proto = p->data[l->off + 9];
+		return proto;
+	}
+	if ((size_t)l->off + 7 <= p->caplen)
+		proto = p->data[l->off + 6];
+	for (i = d->inner_ip + 1; i < d->n; i++) {
+		l = &d->l[i];
+		if (l->kind != WEIR_L_IPV6_EXT && l->kind != WEIR_L_IPV6_FRAG)
+			break;
+		if (l->flags & WEIR_LF_QUOTED)
+			break;
+		if ((size_t)l->off + 1 <= p->caplen)
+			proto = p->data[l->off];
+	}
+	return proto;
+}
+
+static int
+proto_wanted(const struct fp_out *o, int proto)
+{
+	switch (proto) {
+	case 6:
+		return o->protos & P_TCP;
+	case 17:
+		return o->protos & P_UDP;
+	case 1:
+	case 58:
+		return o->protos & P_ICMP;
+	}
+	return 0;
+}
+
+static int
+flow_init(struct fp_out *o, struct weir_flow *f, const struct weir_pkt *p)
+{
+	struct fp_flow *u = U(f);
+	int rc;
+
+	memset(u, 0, sizeof(*u));
+	if ((rc = uuid_make(o, p->ts, u->uuid)) < 0)
+		return rc;
+	u->head = u->tail = NONE;
+	u->slot = -1;
+	u->first_ts = p->ts;
+	u->linktype = p->linktype;
+	u->flags = F_INIT | (o->stream ? F_STREAM : 0);
+	o->flows_started++;
+	o->active++;
+	return 0;
+}
+
+/* Copy p's kept bytes, payload zeroed, as one record of f's chain. */
+static void
+keep(struct fp_out *o, struct weir_flow *f, const struct weir_pkt *p)
+{
+	struct fp_flow *u = U(f);
+	uint32_t caplen, h[4], c, hdr;
+	struct chunk *ch;
+	uint8_t *rec;
+	size_t reclen = 0;
+
+	caplen = p->caplen < o->snap ? p->caplen : o->snap;
+	reclen = PCAP_HDR + (size_t)caplen;
+	if (u->tail == NONE || o->csize - sizeof(struct chunk) -
+	    CH(o, u->tail)->used < reclen) {
+		/* May write f itself out, emptying its chain. */
+		if ((c = chunk_alloc(o)) == NONE) {
+			u->missed++;
+			o->missed++;
+			return;
+		}
+		if (u->tail == NONE)
+			u->head = c;
+		else
+			CH(o, u->tail)->next = c;
+		u->tail = c;
+	}
+	ch = CH(o, u->tail);
+	rec = (uint8_t *)(ch + 1) + ch->used;
+	h[0] = (uint32_t)(p->ts / NS);
+	h[1] = (uint32_t)(p->ts % NS);
+	if (!o->nano)
+		h[1] /= 1000;
+	h[2] = caplen;
+	h[3] = p->wirelen;
+	memcpy(rec, h, sizeof(h));
+	hdr = caplen;
+	if (o->zero && p->decoded && p->dec.hdr_end < caplen)
+		hdr = p->dec.hdr_end;
+	memcpy(rec + PCAP_HDR, p->data, hdr);
+	memset(rec + PCAP_HDR + hdr, 0, caplen - hdr);
+	ch->used += (uint32_t)reclen;
+	u->pending += (uint32_t)reclen;
+	u->npending++;
+	u->kept++;
+	u->last_ts = p->ts;
+	o->pending++;
+	if (!(u->flags & F_LISTED))
+		list_add(o, f, wants_dirty(o, u));
+	else if (!(u->flags & F_DIRTYLIST) && wants_dirty(o, u)) {
+		list_del(o, f);
+		list_add(o, f, 1);
+	}
+}
+
+static int
+fp_packet(void *st, struct weir_batch *b)
+{
+	struct fp_out *o = st;
+	struct weir_flow *f;
+	struct weir_pkt *p;
+	struct fp_flow *u;
+	unsigned i;
+	int proto, rev, created;
+
+	for (i = 0; i < b->n; i++) {
+		p = b->p[i];
+		weir_pkt_decode(p);
+		if ((proto = pkt_proto(p)) < 0) {
+			o->bad++;
+			continue;
+		}
+		if (!proto_wanted(o, proto)) {
+			o->ignored++;
+			continue;
+		}
+		rev = created = 0;
+		if ((f = weir_flowtab_packet(o->ft, p, &rev, &created)) ==
+		    NULL) {
+			o->bad++;
+			continue;
+		}
+		u = U(f);
+		if (!(u->flags & F_INIT) && flow_init(o, f, p) < 0) {
+			o->missed++;
+			continue;
+		}
+		if (p->linktype != u->linktype) {
+			u->lt_dropped++;
+			o->lt_dropped++;
+			continue;
+		}
+		if (o->duration_ns != 0 && p->ts >= u->first_ts &&
+		    p->ts - u->first_ts >= o->duration_ns) {
+			u->skipped++;
+			o->skipped++;
+			continue;
+		}
+		if (u->flags & F_FAILED) {
+			u->missed++;
+			o->missed++;
+			continue;
+		}
+		keep(o, f, p);
+	}
+	flush_dirty(o);
+	return 0;
+}
+
+static int
+fp_tick(void *st, uint64_t now)
+{
+	struct fp_out *o = st;
+
+	weir_flowtab_tick(o->ft, now);
+	return 0;
+}
+
+static size_t
+fp_stats(void *st, struct weir_counter *c, size_t max)
+{
+	struct fp_out *o = st;
+	const struct weir_counter v[] = {
+		{ "written", o->written },
+		{ "written_bytes", o->written_bytes },
+		{ "pending", o->pending },
+		{ "dropped", o->bad + o->ignored + o->lt_dropped + o->skipped +
+		    o->missed + o->small_packets },
+		{ "flows_started", o->flows_started },
+		{ "flows_ended", o->flows_ended },
+		{ "flows_garbage_collected", o->flows_gc },
+		{ "flows_eof", o->flows_eof },
+		{ "flows_forced", o->flows_forced },
+		{ "flows_evicted", o->flows_evicted },
+		{ "savers_active", o->active },
+		{ "missed_packets", o->missed },
+		{ "bad_packets", o->bad },
+		{ "ignored_protocol", o->ignored },
+		{ "dropped_linktype", o->lt_dropped },
+		{ "skipped_after_duration", o->skipped },
+		{ "small_flows", o->small_flows },
+		{ "small_flow_packets", o->small_packets },
+		{ "files_written", o->files },
+		{ "write_errors", o->write_errors },
+		{ "publish_errors", o->publish_errors },
+		{ "index_errors", o->index_errors },
+		{ "switched_to_stream", o->switched },
+		{ "reopened_files", o->reopened },
+		{ "memory_chunks_peak", o->peak },
+		{ "memory_bytes_peak", (uint64_t)o->peak * o->csize },
+		{ "memory_bound_bytes", o->mem_bound },
+	};
+
+	return WEIR_COUNTERS_PUT(c, max, v);
+}
+
+static int
+fp_close(void *st, struct weir_err *err)
+{
+	struct fp_out *o = st;
+	int rc = 0;
+
+	if (o == NULL)
+		return 0;
+	weir_flowtab_flush(o->ft);
+	log_info("%s: %" PRIu64 " flows, %" PRIu64 " files, %" PRIu64
+	    " packets written, %" PRIu64 " missed, %" PRIu64 " skipped after "
+	    "capture_duration", MOD, o->flows_started, o->files, o->written,
+	    o->missed, o->skipped);
+	if (o->missed > 0 || o->publish_errors > 0)
+		rc = weir_seterr(err, -EIO, "%" PRIu64 " packets lost, %"
+		    PRIu64 " files not published; first: %s", o->missed,
+		    o->publish_errors, o->first_error);
+	fp_free(o);
+	return rc;
+}
+
+const struct weir_module weir_mod_flowpcap = {
+	.name		= "flowpcap",
+	.kind		= WEIR_MOD_OUTPUT,
+	.needs_decode	= 1,
+	.check		= fp_check,
+	.open		= fp_open,
+	.packet		= fp_packet,
+	.tick		= fp_tick,
+	.flush		= NULL,
+	.stats		= fp_stats,
+	.close		= fp_close,
+};
