@@ -94,7 +94,8 @@ median(double *v, int n)
 int
 main(int argc, char **argv)
 {
-	const char		*path = argc > 1 ? argv[1] : "/dev/shm/x.pcap";
+	const char		*path = argc > 1 ? argv[1] :
+				    "/dev/shm/x.pcap";
 	uint64_t		 maxf = argc > 2 ? strtoull(argv[2], NULL, 10) :
 				    1000000;
 	int			 runs = argc > 3 ? atoi(argv[3]) : 5;
@@ -107,9 +108,11 @@ main(int argc, char **argv)
 	struct weir_counter	 cnt[WEIR_MAX_COUNTERS];
 	struct sinkc		 s;
 	uint8_t			*arena = NULL;
-	size_t			 n = 0, cap = 0, used = 0, acap = 0, i, nc, k;
+	size_t			 n = 0, cap = 0, used = 0, acap = 0;
+	size_t			 i, nc, k;
 	size_t			 eb = 0, e;
-	double			 tdec[MAXRUNS], tall[MAXRUNS], tft[MAXRUNS];
+	double			 tdec[MAXRUNS], tall[MAXRUNS];
+	double			 tft[MAXRUNS];
 	double			 t0, md, ma, mf;
 	uint64_t		 peak = 0, created = 0, evicted = 0;
 	long			 kb0, kb1 = 0;
@@ -139,7 +142,9 @@ main(int argc, char **argv)
 			pk[n] = batch[j];
 			memcpy(arena + used + WEIR_HEADROOM, batch[j].data,
 			    batch[j].caplen);
-			pk[n].data = (uint8_t *)(uintptr_t)(used + WEIR_HEADROOM);
+			/* an offset until the arena stops moving */
+			pk[n].data = (uint8_t *)(uintptr_t)(used +
+			    WEIR_HEADROOM);
 			used += need;
 			n++;
 		}

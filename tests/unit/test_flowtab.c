@@ -39,7 +39,7 @@ struct spec {
 	uint16_t	sp, dp;
 	uint8_t		flags;		/* TCP */
 	uint32_t	seq, ack;
-	uint16_t	paylen;		/* L4 payload (or fragment data) */
+	uint16_t	paylen;		/* L4 payload or fragment data */
 	uint16_t	vlan;		/* 0: untagged */
 	uint8_t		itype, icode;	/* ICMP */
 	uint16_t	iid;
@@ -288,7 +288,8 @@ test_biflow(void)
 	ok(f && addr_is(f->key.addr[0], 4, "10.0.0.1") &&
 	    addr_is(f->key.addr[1], 4, "10.0.0.2") && f->key.port[0] == 40000 &&
 	    f->key.port[1] == 80 && f->key.proto == 6 && f->key.family == 4 &&
-	    f->key.vlan == 0, "biflow: endpoint 0 is the first packet's source");
+	    f->key.vlan == 0,
+	    "biflow: endpoint 0 is the first packet's source");
 	ok(f && f->pkts[0] == 4 && f->pkts[1] == 2 && f->bytes[0] == b0 &&
 	    f->bytes[1] == b1 && b0 == 40 + 40 + 140 + 40 && b1 == 40 + 340,
 	    "biflow: packets 4/2, IP bytes %llu/%llu", f ?
@@ -834,8 +835,8 @@ test_synflood(void)
 	struct sink		 s;
 	struct weir_flowtab	*t;
 	struct hp		 h;
-	struct spec		 u = { 4, "0.0.0.0", "203.0.113.80", 6, 0, 80,
-	    0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+	struct spec		 u = { 4, "0.0.0.0", "203.0.113.80", 6, 0,
+	    80, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
 	struct weir_pkt		*p;
 	uint64_t		 x = 0x9e3779b97f4a7c15ULL;
 	long			 rss0 = 0, rss1;

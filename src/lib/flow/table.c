@@ -63,7 +63,7 @@
 #define ST_CLOSED	(ST_FIN0 | ST_FIN1 | ST_FINACK0 | ST_FINACK1)
 
 /* entry.isnst */
-#define ISN_SET(d)	(0x01u << (d))	/* isn[d] holds a sequence number */
+#define ISN_SET(d)	(0x01u << (d))	/* isn[d] holds a seq number */
 #define ISN_SYN(d)	(0x04u << (d))	/* ... taken from a SYN */
 
 /* ICMP messages without a header (later fragments, cut short). */
@@ -74,11 +74,11 @@ struct entry {
 	uint64_t	last;		/* latest packet time: lru order */
 	uint64_t	mark;		/* act: record start; fin: when the
 					   second FIN was seen */
-	uint32_t	lprev, lnext;	/* lru; lnext also links free entries */
+	uint32_t	lprev, lnext;	/* lru; lnext links free entries */
 	uint32_t	tprev, tnext;	/* act or fin */
-	uint32_t	h32;		/* low hash bits: index home and tag */
-	uint32_t	finack[2];	/* the ack number that covers each FIN */
-	uint16_t	mport[2];	/* ports as matched (ICMP: id, class) */
+	uint32_t	h32;		/* low hash bits: home and tag */
+	uint32_t	finack[2];	/* ack number covering each FIN */
+	uint16_t	mport[2];	/* matched ports (ICMP: id, class) */
 	uint8_t		isnst;
 };
 
@@ -109,7 +109,7 @@ struct weir_flowtab {
 	size_t			 stride;
 	size_t			 user_off;
 	uint32_t		 max;
-	uint32_t		 used;		/* entries ever handed out */
+	uint32_t		 used;		/* entries handed out */
 	uint32_t		 freel;
 	uint32_t		 pending;	/* ended by the last packet */
 	struct slot		*slots;
@@ -129,11 +129,11 @@ struct weir_flowtab {
 /* A packet's key as parsed: src/dst as in the packet. */
 struct pkey {
 	uint8_t		src[16], dst[16];
-	uint16_t	sp, dp;		/* match ports (ICMP: id, class) */
+	uint16_t	sp, dp;		/* matched (ICMP: id, class) */
 	uint16_t	icmp_tc;	/* ICMP: type << 8 | code, as stored */
 	uint16_t	vlan;
 	uint8_t		proto, family;
-	uint8_t		icmp;		/* ports are not tied to endpoints */
+	uint8_t		icmp;		/* ports not tied to endpoints */
 };
 
 struct pinfo {
@@ -141,7 +141,7 @@ struct pinfo {
 	uint32_t	seq, ack, paylen;
 	uint32_t	ipid;
 	uint8_t		tcpflags;
-	uint8_t		tcp;		/* flags, seq and ack were read */
+	uint8_t		tcp;		/* flags, seq and ack read */
 	uint8_t		firstfrag, laterfrag;
 };
 
@@ -324,10 +324,18 @@ icmp_query(uint8_t family, uint8_t type)
 {
 	if (family == 4) {
 		switch (type) {
-		case 8:	case 0:		return 8;	/* echo */
-		case 13: case 14:	return 13;	/* timestamp */
-		case 15: case 16:	return 15;	/* information */
-		case 17: case 18:	return 17;	/* address mask */
+		case 8:			/* echo */
+		case 0:
+			return 8;
+		case 13:		/* timestamp */
+		case 14:
+			return 13;
+		case 15:		/* information */
+		case 16:
+			return 15;
+		case 17:		/* address mask */
+		case 18:
+			return 17;
 		}
 		return -1;
 	}
@@ -423,7 +431,8 @@ parse(const struct weir_pkt *p, struct pkey *k, struct pinfo *pi)
 	case WEIR_L_UDP:
 		if (!rd16(p, l->off, &k->sp) || !rd16(p, l->off + 2, &k->dp))
 			k->sp = k->dp = 0;
-		if (l->kind != WEIR_L_TCP || !rd8(p, l->off + 13, &pi->tcpflags) ||
+		if (l->kind != WEIR_L_TCP ||
+		    !rd8(p, l->off + 13, &pi->tcpflags) ||
 		    !rd32(p, l->off + 4, &pi->seq) ||
 		    !rd32(p, l->off + 8, &pi->ack)) {
 			pi->tcpflags = 0;
@@ -437,8 +446,8 @@ parse(const struct weir_pkt *p, struct pkey *k, struct pinfo *pi)
 			pi->paylen = end - (l->off + hl);
 		break;
 	case WEIR_L_OTHER_L4:
-		if (k->proto == 132 && l->len >= 4 && (!rd16(p, l->off, &k->sp) ||
-		    !rd16(p, l->off + 2, &k->dp)))
+		if (k->proto == 132 && l->len >= 4 &&
+		    (!rd16(p, l->off, &k->sp) || !rd16(p, l->off + 2, &k->dp)))
 			k->sp = k->dp = 0;
 		break;
 	case WEIR_L_ICMP:
