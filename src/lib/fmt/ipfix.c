@@ -228,7 +228,11 @@ weir_ipfix_ntp(uint64_t unix_ns)
 {
 	uint64_t s = unix_ns / NS + NTP_UNIX, rem = unix_ns % NS;
 
-	return s << 32 | (rem << 32) / NS;
+	/*
+	 * Rounded up, so a reader that truncates (tshark, ours) gets the
+	 * nanosecond back: the fraction step is 0.23 ns.
+	 */
+	return s << 32 | ((rem << 32) + NS - 1) / NS;
 }
 
 uint64_t
@@ -236,8 +240,7 @@ weir_ipfix_ntp_to_unix(uint64_t ntp)
 {
 	uint64_t s = ntp >> 32, frac = ntp & 0xffffffffULL;
 
-	/* Rounding up undoes the truncation of weir_ipfix_ntp() exactly. */
-	return (s - NTP_UNIX) * NS + ((frac * NS + 0xffffffffULL) >> 32);
+	return (s - NTP_UNIX) * NS + ((frac * NS) >> 32);
 }
 
 /*
