@@ -98,6 +98,27 @@ KEY="$SHM/key"
 # 32 raw bytes: the same key for traceanon (-f) and weir-capture (key_file)
 python3 -c 'import hashlib, sys; open(sys.argv[1], "wb").write(hashlib.sha256(b"weir bench key").digest())' "$KEY"
 
+# softflowd -r does not exit at the end of its file (it waits for
+# softflowctl): wait until it has processed every packet, then have it
+# expire everything and stop.  Its records go to a UDP port nobody reads.
+cat >"$SHM/softflowd.sh" <<'EOF'
+in=$1 n=$2 ctl=$3
+rm -f "$ctl"
+softflowd -d -r "$in" -n 127.0.0.1:29995 -v 10 -T full -6 -m 1000000 \
+    -t general=15 -t tcp=15 -t udp=15 -t icmp=15 -t tcp.rst=15 \
+    -t tcp.fin=15 -t maxlife=1800 -c "$ctl" -p "$ctl.pid" >/dev/null 2>&1 &
+p=$!
+i=0
+until softflowctl -c "$ctl" statistics 2>/dev/null |
+    grep -q "^Packets processed: $n\$"; do
+	i=$((i + 1))
+	[ "$i" -gt 30000 ] && break
+	sleep 0.01
+done
+softflowctl -c "$ctl" shutdown >/dev/null 2>&1
+wait "$p"
+EOF
+
 ROWS="$SHM/rows"
 : >"$ROWS"
 # row GROUP TOOL N "WALL CPU": remember one result
@@ -162,6 +183,28 @@ EOF
 	$W -r "$IN" -w "$OUT/w.pcap" && cmp -s "$IN" "$OUT/w.pcap" ||
 		echo "warning: weir-capture's copy differs from its input" >&2
 	rm -rf "$OUT"
+	# flow metering to IPFIX (issue 4: at least 2x the faster of softflowd
+	# and nfpcapd), all with idle 15 s, active 1800 s, up to 1 M flows;
+	# each writes or sends its records somewhere cheap: weir-capture and
+	# nfpcapd to files on tmpfs, softflowd to a UDP port nobody reads
+	cat >"$SHM/ipfix.json" <<EOF
+{"name": "bench-ipfix", "inputs": [{"path": "$IN"}],
+ "outputs": [{"type": "ipfix", "path": "$OUT/w.ipfix", "metadata": false,
+	      "idle_timeout": 15, "active_timeout": 1800,
+	      "max_flows": 1000000}]}
+EOF
+	row ipfix "weir-capture ipfix (file)" "$n" \
+	    "$(median_time weir-ipfix "sh -c '$M $W --config $SHM/ipfix.json'")"
+	have nfpcapd && row ipfix "nfpcapd -r (nfcapd file)" "$n" \
+	    "$(median_time nfpcapd "sh -c '$M mkdir -p $OUT/np && nfpcapd -r $IN -w $OUT/np -e 1800,15 >/dev/null 2>&1'")"
+	have softflowd && have softflowctl && row ipfix "softflowd -r (IPFIX over UDP)" "$n" \
+	    "$(median_time softflowd "sh $SHM/softflowd.sh $IN $n $SHM/sf.ctl")"
+	mkdir -p "$OUT"
+	$W --config "$SHM/ipfix.json" --summary "$SHM/ipfix.sum" &&
+	    python3 -c 'import json, sys; o = [x for x in json.load(open(sys.argv[1]))["outputs"] if x["type"] == "ipfix"][0]; print("%s|%d|%d|%d|%.0f" % (sys.argv[2], o["flows_created"], o["peak_flows"], o["max_flows"], o["memory_bytes"] / o["max_flows"]))' \
+	    "$SHM/ipfix.sum" "$n" >>"$SHM/ipfix.rows"
+	echo "$n|$(peak_rss "$M $W --config $SHM/ipfix.json")" >>"$SHM/ipfixrss.rows"
+	rm -rf "$OUT"
 	rm -f "$IN"
 done
 
@@ -203,6 +246,15 @@ EOF
 	echo "| packets | peak RSS weir copy (MB) | peak RSS weir full pipeline (MB) | peak RSS tcpdump -r -w (MB) |"
 	echo "|---:|---:|---:|---:|"
 	awk -F'|' '{ printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4 }' "$SHM/rss.rows"
+	if [ -s "$SHM/ipfix.rows" ]; then
+		echo
+		echo "ipfix: flows, table size and memory per flow slot (memory_bytes / max_flows: entry and index share, allocated at open, touched as used), peak RSS:"
+		echo
+		echo "| packets | flows created | peak active flows | max_flows | bytes per flow | peak RSS (MB) |"
+		echo "|---:|---:|---:|---:|---:|---:|"
+		join -t'|' "$SHM/ipfix.rows" "$SHM/ipfixrss.rows" |
+		    awk -F'|' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6 }'
+	fi
 } >"$SHM/report.md"
 
 # Crypto-PAn alone
