@@ -56,6 +56,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <pcap/pcap.h>
 
@@ -70,19 +71,21 @@
 #define MAXCONST	250		/* constants per variant */
 #define IDX_NONE	0xfe
 #define IDX_ABSENT	0xff
-#define LINEAR_CONST	8		/* linear search up to this */
-#define HASH_SLOTS	512		/* >= 2 * MAXCONST, power of 2 */
+#define MAXBUCKET	256		/* >= MAXCONST / 2, power of 2 */
 #define DISP_CONST	16		/* dispatch variants: at most this */
 #define MAXDISP		24
 #define MAXBASE		4		/* MSH bytes per class */
 #define MAXRUN		32
 #define MAXRNG		256
-#define KEYMAX		96		/* multiple of 8 */
+#define KEYMAX		80		/* multiple of 8 */
+#define STRIDE_MAX	((16 + KEYMAX + BPFV_MAXSLOTS / 8 + 63) & ~63)
 #define CLASS_CAP	512		/* power of 2 */
 #define CLASS_FULL	384
 #define MEMO_CAP	8192		/* power of 2 */
 #define MEMO_FULL	6144
 #define BUDGET		(1U << 18)	/* instructions walked per program */
+#define MAXGRP		16		/* program groups per class */
+#define PREFETCH_RUN	16		/* packets per lookup round */
 
 enum { PS_EMPTY, PS_NOPROG, PS_CACHED, PS_DIRECT };
 enum { T_UNK, T_CONST, T_VAR, T_MSH };
@@ -104,9 +107,25 @@ struct var {
 	int8_t		dpos;		/* dispatch position or -1 */
 	uint8_t		live;		/* its field is not bad */
 	unsigned	nconst;
+	unsigned	hshift;		/* 32 - log2(buckets) */
 	uint32_t	cval[MAXCONST];
-	uint32_t	hkey[HASH_SLOTS];
-	uint8_t		hidx[HASH_SLOTS];	/* IDX_ABSENT: empty */
+	int		slow;		/* buckets overflowed: linear */
+	/*
+	 * Buckets of 4, looked up without a branch; empty slots hold a
+	 * value that is not a constant, with index NONE.
+	 */
+	struct {
+		uint32_t k[4];
+		uint32_t i[4];
+	}		bk[MAXBUCKET];
+};
+
+/* A variant to evaluate, with its field copied in: one tight loop. */
+struct vplan {
+	const struct var *x;
+	uint32_t	off, base;
+	uint8_t		rel, size;
+	uint8_t		same;		/* same field as the entry before */
 };
 
 struct run {
@@ -116,15 +135,31 @@ struct run {
 	uint8_t		rel;
 };
 
+/*
+ * Programs of a class that read the same variants (and raw bytes or not)
+ * form a group.  A miss of the whole key is filled group by group from a
+ * second cache keyed by what the group reads, so one new flow costs a
+ * few lookups instead of running every program: a new port pair does
+ * not rerun the host expressions.
+ */
+struct grp {
+	uint64_t	varmask;	/* value variants its programs read */
+	uint8_t		hasraw;		/* they read raw bytes */
+	uint16_t	start, count;	/* in the class's perm[] */
+};
+
 struct cls {
 	uint64_t	h;
 	uint8_t		state;		/* 0 empty, 1 cached, 2 bypass */
+	uint8_t		ngrp;
+	struct grp	grp[MAXGRP];
 	uint8_t		nvar, nrun, nbase;
 	uint16_t	rawlen;
 	uint32_t	abs_need;
 	uint32_t	rbase[MAXBASE], rneed[MAXBASE];
 	uint8_t		dvec[MAXDISP];
-	uint8_t		var[MAXVAR];
+	uint8_t		var[MAXVAR];	/* by field, then id */
+	struct vplan	plan[MAXVAR];	/* of var[] */
 	struct run	run[MAXRUN];
 };
 
@@ -140,7 +175,11 @@ struct ltctx {
 	struct loc		 loc[MAXLOC];
 	struct var		*var;		/* [MAXVAR] */
 	uint8_t			 disp[MAXDISP];	/* variant ids */
+	struct vplan		 dplan[MAXDISP];
+	struct cls		*mru;		/* last class found */
 	struct cls		*cls;		/* [CLASS_CAP] */
+	uint16_t		*perm;		/* [CLASS_CAP][nslots] programs
+						   of each class by group */
 	unsigned		 ncls;
 };
 
@@ -167,7 +206,11 @@ struct bpfv {
 	uint8_t			*ent;
 	size_t			 stride;
 	uint64_t		 setmask;
+	size_t			 entlen, ent2len;
+	uint8_t			*ent2;		/* group cache, same layout */
+	uint64_t		 setmask2;
 	uint32_t		 gen;
+	unsigned		 class_full;	/* classes kept per link type */
 	struct bpfv_stats	 st;
 	/* walk scratch */
 	struct memo		*memo;
@@ -175,7 +218,19 @@ struct bpfv {
 	unsigned		 mcount;
 	struct rng		 rng[MAXRNG];
 	unsigned		 nrng;
+	uint8_t			*gid;		/* [nslots] class build scratch */
+	/* make_key's by-products, for the group keys of a miss */
 	uint8_t			 key[KEYMAX];
+	uint32_t		 clamp;
+	unsigned		 rawpos;
+	/* batches: keys, hashes and what to do, per packet */
+	uint8_t			*bkey;		/* [WEIR_BATCH_MAX][KEYMAX] */
+	uint64_t		*bh;
+	uint16_t		*blen;		/* 0: nothing left to do */
+	struct ltctx		**blt;
+	struct cls		*bcls[PREFETCH_RUN];
+	uint8_t			 bdvec[PREFETCH_RUN][MAXDISP];
+	uint64_t		 bval[PREFETCH_RUN][MAXVAR];
 };
 
 /* Walk state for one program. */
@@ -189,6 +244,7 @@ struct walk {
 	int			 fail;
 	const uint8_t		*dvec;		/* pass 2 */
 	uint64_t		 seen;		/* pass 2: variants loaded */
+	int			 praw;		/* pass 2: raw bytes read */
 	uint32_t		 abs_need;
 	unsigned		 nbase;
 	uint32_t		 rbase[MAXBASE], rneed[MAXBASE];
@@ -312,6 +368,7 @@ lt_free(struct bpfv *v, struct ltctx *l)
 	free(l->direct);
 	free(l->var);
 	free(l->cls);
+	free(l->perm);
 	free(l);
 }
 
@@ -347,7 +404,9 @@ lt_new(struct bpfv *v, uint16_t linktype)
 	    (l->cached = calloc(v->nslots, sizeof(unsigned))) == NULL ||
 	    (l->direct = calloc(v->nslots, sizeof(unsigned))) == NULL ||
 	    (l->var = calloc(MAXVAR, sizeof(*l->var))) == NULL ||
-	    (l->cls = calloc(CLASS_CAP, sizeof(*l->cls))) == NULL)
+	    (l->cls = calloc(CLASS_CAP, sizeof(*l->cls))) == NULL ||
+	    (l->perm = calloc((size_t)CLASS_CAP * v->nslots,
+	    sizeof(*l->perm))) == NULL)
 		goto fail;
 	l->linktype = linktype;
 	l->idx = (uint8_t)v->nlt;
@@ -428,9 +487,9 @@ var_addconst(struct ltctx *l, unsigned vi, uint32_t k)
 }
 
 static inline unsigned
-chash(uint32_t k)
+chash(const struct var *x, uint32_t k)
 {
-	return (k * 0x9e3779b1U) >> (32 - 9);	/* HASH_SLOTS = 2^9 */
+	return (unsigned)((uint64_t)(uint32_t)(k * 0x9e3779b1U) >> x->hshift);
 }
 
 /* Index of k among the variant's constants, or IDX_NONE. */
@@ -438,77 +497,171 @@ static inline uint8_t
 var_index(const struct var *x, uint32_t k)
 {
 	unsigned i, h;
+	uint32_t r = IDX_NONE, m;
 
-	if (x->nconst <= LINEAR_CONST) {
+	if (x->slow) {
 		for (i = 0; i < x->nconst; i++)
 			if (x->cval[i] == k)
 				return (uint8_t)i;
 		return IDX_NONE;
 	}
-	for (h = chash(k);; h = (h + 1) & (HASH_SLOTS - 1)) {
-		if (x->hidx[h] == IDX_ABSENT)
-			return IDX_NONE;
-		if (x->hkey[h] == k)
-			return x->hidx[h];
+	h = chash(x, k);
+	/* masks rather than ?: so that the compiler emits no branch */
+	for (i = 0; i < 4; i++) {
+		m = 0U - (uint32_t)(x->bk[h].k[i] == k);
+		r = (r & ~m) | (x->bk[h].i[i] & m);
 	}
+	return (uint8_t)r;
+}
+
+static int
+var_try(struct var *x, unsigned nb, uint32_t empty)
+{
+	unsigned i, h, j;
+
+	for (x->hshift = 32; (1U << (32 - x->hshift)) < nb; x->hshift--)
+		;
+	for (h = 0; h < nb; h++)
+		for (j = 0; j < 4; j++) {
+			x->bk[h].k[j] = empty;
+			x->bk[h].i[j] = IDX_NONE;
+		}
+	for (i = 0; i < x->nconst; i++) {
+		h = chash(x, x->cval[i]);
+		for (j = 0; j < 4 && x->bk[h].i[j] != IDX_NONE; j++)
+			;
+		if (j == 4)
+			return -1;
+		x->bk[h].k[j] = x->cval[i];
+		x->bk[h].i[j] = i;
+	}
+	return 0;
 }
 
 static void
 var_buildhash(struct var *x)
 {
-	unsigned i, h;
+	uint32_t empty = 0xffffffffU;
+	unsigned i, nb;
 
-	if (x->nconst <= LINEAR_CONST)
-		return;
-	memset(x->hidx, IDX_ABSENT, sizeof(x->hidx));
-	for (i = 0; i < x->nconst; i++) {
-		for (h = chash(x->cval[i]); x->hidx[h] != IDX_ABSENT;
-		    h = (h + 1) & (HASH_SLOTS - 1))
-			;
-		x->hkey[h] = x->cval[i];
-		x->hidx[h] = (uint8_t)i;
+	/* a filler no constant equals */
+	for (i = 0; i < x->nconst; i++)
+		if (x->cval[i] == empty) {
+			empty--;
+			i = (unsigned)-1;
+		}
+	for (nb = 1; nb * 2 < x->nconst; nb *= 2)
+		;
+	x->slow = 0;
+	for (; nb <= MAXBUCKET; nb *= 2)
+		if (var_try(x, nb, empty) == 0)
+			return;
+	x->slow = 1;
+}
+
+static void
+plan_set(const struct ltctx *l, struct vplan *pl, unsigned vi,
+    const struct vplan *prev)
+{
+	const struct loc *c = &l->loc[l->var[vi].loc];
+
+	pl->x = &l->var[vi];
+	pl->off = c->off;
+	pl->base = c->base;
+	pl->rel = c->rel;
+	pl->size = c->size;
+	pl->same = prev != NULL && prev->rel == pl->rel &&
+	    prev->off == pl->off && prev->size == pl->size &&
+	    prev->base == pl->base;
+}
+
+/* out[i] = the index of plan entry i's variant in packet d. */
+static inline void
+plan_eval(const struct vplan *pl, unsigned n, const uint8_t *d,
+    uint32_t caplen, uint8_t *out)
+{
+	uint64_t o;
+	uint32_t val = 0;
+	unsigned i;
+	int absent = 1;
+
+	for (i = 0; i < n; i++, pl++) {
+		if (!pl->same) {
+			o = pl->off;
+			absent = 1;
+			if (pl->rel) {
+				if (pl->base >= caplen)
+					goto put;
+				o += (uint64_t)(d[pl->base] & 0xf) << 2;
+			}
+			if (o + pl->size > caplen)
+				goto put;
+			absent = 0;
+			if (pl->size == 1)
+				val = d[o];
+			else if (pl->size == 2)
+				val = (uint32_t)d[o] << 8 | d[o + 1];
+			else
+				val = (uint32_t)d[o] << 24 |
+				    (uint32_t)d[o + 1] << 16 |
+				    (uint32_t)d[o + 2] << 8 | d[o + 3];
+		}
+put:
+		out[i] = absent ? IDX_ABSENT : var_index(pl->x,
+		    val & pl->x->mask);
 	}
 }
 
-/* Load a field of a packet: 0 and *val, or -1 when past caplen. */
-static inline int
-loc_load(const struct loc *c, const uint8_t *d, uint32_t caplen,
-    uint32_t *val)
-{
-	uint64_t o = c->off;
+#define VAL_ABSENT	(1ULL << 32)
 
-	if (c->rel) {
-		if (c->base >= caplen)
-			return -1;
-		o += (uint64_t)(d[c->base] & 0xf) << 2;
+/*
+ * plan_eval in two steps, so that a run of packets can have the buckets
+ * it will read fetched while the next packet's fields are loaded.
+ */
+static inline void
+plan_load(const struct vplan *pl, unsigned n, const uint8_t *d,
+    uint32_t caplen, uint64_t *vals)
+{
+	uint64_t o, val = VAL_ABSENT;
+	unsigned i;
+
+	for (i = 0; i < n; i++, pl++) {
+		if (!pl->same) {
+			o = pl->off;
+			val = VAL_ABSENT;
+			if (pl->rel) {
+				if (pl->base >= caplen)
+					goto put;
+				o += (uint64_t)(d[pl->base] & 0xf) << 2;
+			}
+			if (o + pl->size > caplen)
+				goto put;
+			if (pl->size == 1)
+				val = d[o];
+			else if (pl->size == 2)
+				val = (uint32_t)d[o] << 8 | d[o + 1];
+			else
+				val = (uint32_t)d[o] << 24 |
+				    (uint32_t)d[o + 1] << 16 |
+				    (uint32_t)d[o + 2] << 8 | d[o + 3];
+		}
+put:
+		vals[i] = val;
+		if (val != VAL_ABSENT && !pl->x->slow)
+			__builtin_prefetch(&pl->x->bk[chash(pl->x,
+			    (uint32_t)val & pl->x->mask)]);
 	}
-	if (o + c->size > caplen)
-		return -1;
-	switch (c->size) {
-	case 1:
-		*val = d[o];
-		break;
-	case 2:
-		*val = (uint32_t)d[o] << 8 | d[o + 1];
-		break;
-	default:
-		*val = (uint32_t)d[o] << 24 | (uint32_t)d[o + 1] << 16 |
-		    (uint32_t)d[o + 2] << 8 | d[o + 3];
-		break;
-	}
-	return 0;
 }
 
-static inline uint8_t
-var_eval(const struct ltctx *l, unsigned vi, const uint8_t *d,
-    uint32_t caplen)
+static inline void
+plan_finish(const struct vplan *pl, unsigned n, const uint64_t *vals,
+    uint8_t *out)
 {
-	const struct var *x = &l->var[vi];
-	uint32_t val;
+	unsigned i;
 
-	if (loc_load(&l->loc[x->loc], d, caplen, &val) < 0)
-		return IDX_ABSENT;
-	return var_index(x, val & x->mask);
+	for (i = 0; i < n; i++, pl++)
+		out[i] = vals[i] == VAL_ABSENT ? IDX_ABSENT :
+		    var_index(pl->x, (uint32_t)vals[i] & pl->x->mask);
 }
 
 /* ---------------------------------------------------------------- */
@@ -587,6 +740,7 @@ note_raw(struct walk *w, int rel, uint32_t base, uint32_t off, unsigned size)
 
 	if (w->pass != 2)
 		return;
+	w->praw = 1;
 	if (rel)
 		need_rel(w, base, off + size);
 	else if (off + size > w->abs_need)
@@ -952,6 +1106,9 @@ analyse(struct bpfv *v, struct ltctx *l)
 		}
 		var_buildhash(x);
 	}
+	for (i = 0; i < l->ndisp; i++)
+		plan_set(l, &l->dplan[i], l->disp[i], NULL);
+	l->mru = NULL;
 	memset(l->cls, 0, CLASS_CAP * sizeof(*l->cls));
 	l->ncls = 0;
 	l->dirty = 0;
@@ -982,6 +1139,9 @@ class_build(struct bpfv *v, struct ltctx *l, const uint8_t *dvec,
 	struct walk w;
 	struct rng *r;
 	struct run *u;
+	struct grp *g;
+	uint16_t *perm = l->perm + (size_t)(c - l->cls) * v->nslots;
+	uint64_t seen = 0, vm, vals = 0;
 	unsigned s, i, nv = 0;
 	uint32_t end;
 
@@ -996,17 +1156,60 @@ class_build(struct bpfv *v, struct ltctx *l, const uint8_t *dvec,
 	c->state = 2;
 	c->nvar = c->nrun = c->nbase = 0;
 	c->rawlen = 0;
+	c->ngrp = 0;
+	/*
+	 * Without constants an index says nothing the clamp does not say
+	 * already; dispatch indices are in every key.
+	 */
+	for (i = 0; i < l->nvar; i++)
+		if (l->var[i].dpos < 0 && l->var[i].nconst > 0)
+			vals |= 1ULL << i;
 	for (s = 0; s < l->ncached; s++) {
+		w.seen = 0;
+		w.praw = 0;
 		if (walk_prog(&w, &l->prog[l->cached[s]]) < 0)
 			return;
-		/* walk_prog clears fail; need and seen accumulate */
+		/* need and ranges accumulate over programs */
+		seen |= w.seen;
+		vm = w.seen & vals;
+		for (i = 0; i < c->ngrp; i++)
+			if (c->grp[i].varmask == vm &&
+			    c->grp[i].hasraw == w.praw)
+				break;
+		if (i == c->ngrp) {
+			if (c->ngrp < MAXGRP) {
+				g = &c->grp[c->ngrp++];
+				g->varmask = vm;
+				g->hasraw = (uint8_t)w.praw;
+				g->count = 0;
+			} else {
+				/* the last group reads the union */
+				i = MAXGRP - 1;
+				c->grp[i].varmask |= vm;
+				c->grp[i].hasraw |= (uint8_t)w.praw;
+			}
+		}
+		v->gid[s] = (uint8_t)i;
+		c->grp[i].count++;
 	}
-	for (i = 0; i < l->nvar; i++)
-		/* Without constants the index says nothing the clamp
-		 * does not say already. */
-		if ((w.seen >> i & 1) && l->var[i].dpos < 0 &&
-		    l->var[i].nconst > 0)
-			c->var[nv++] = (uint8_t)i;
+	for (i = 0, s = 0; i < c->ngrp; i++) {
+		c->grp[i].start = (uint16_t)s;
+		s += c->grp[i].count;
+		c->grp[i].count = 0;
+	}
+	for (s = 0; s < l->ncached; s++) {
+		g = &c->grp[v->gid[s]];
+		perm[g->start + g->count++] = (uint16_t)l->cached[s];
+	}
+	/* by field, so that one load serves every mask of it */
+	for (s = 0; s < l->nloc; s++)
+		for (i = 0; i < l->nvar; i++)
+			if ((seen >> i & 1) && (vals >> i & 1) &&
+			    l->var[i].loc == s) {
+				plan_set(l, &c->plan[nv], i, nv > 0 ?
+				    &c->plan[nv - 1] : NULL);
+				c->var[nv++] = (uint8_t)i;
+			}
 	c->nvar = (uint8_t)nv;
 	/* Merge ranges of one base into runs. */
 	qsort(v->rng, v->nrng, sizeof(v->rng[0]), rng_cmp);
@@ -1031,7 +1234,8 @@ class_build(struct bpfv *v, struct ltctx *l, const uint8_t *dvec,
 		u->len = (uint16_t)r->size;
 		c->rawlen += r->size;
 	}
-	if (1 + l->ndisp + nv + 4 + c->rawlen > KEYMAX)
+	/* room for the group byte of the group keys */
+	if (1 + l->ndisp + nv + 4 + c->rawlen + 1 > KEYMAX)
 		return;
 	c->abs_need = w.abs_need;
 	c->nbase = (uint8_t)w.nbase;
@@ -1055,10 +1259,11 @@ class_get(struct bpfv *v, struct ltctx *l, const uint8_t *dvec)
 		if (c->h == h && memcmp(c->dvec, dvec, l->ndisp) == 0)
 			return c;
 	}
-	if (l->ncls >= CLASS_FULL) {
+	if (l->ncls >= v->class_full) {
 		/* Keys hold the dispatch vector itself: the cache stays valid. */
 		memset(l->cls, 0, CLASS_CAP * sizeof(*l->cls));
 		l->ncls = 0;
+		l->mru = NULL;
 		v->st.class_flushes++;
 		for (i = (unsigned)h & (CLASS_CAP - 1); l->cls[i].state != 0;
 		    i = (i + 1) & (CLASS_CAP - 1))
@@ -1091,18 +1296,20 @@ run_list(const struct ltctx *l, const unsigned *list, unsigned n,
 /* Build the key of p in v->key; returns its length. */
 static unsigned
 make_key(struct bpfv *v, const struct ltctx *l, const struct cls *c,
-    const struct weir_pkt *p)
+    const struct weir_pkt *p, uint8_t *k, const uint64_t *vals)
 {
 	const uint8_t *d = p->data;
 	uint32_t caplen = p->caplen, need = c->abs_need, x, o, e, clamp;
-	uint8_t *k = v->key;
 	unsigned n = 0, i, j;
 
 	k[n++] = l->idx;
 	memcpy(k + n, c->dvec, l->ndisp);
 	n += l->ndisp;
-	for (i = 0; i < c->nvar; i++)
-		k[n++] = var_eval(l, c->var[i], d, caplen);
+	if (vals != NULL)
+		plan_finish(c->plan, c->nvar, vals, k + n);
+	else
+		plan_eval(c->plan, c->nvar, d, caplen, k + n);
+	n += c->nvar;
 	for (i = 0; i < c->nbase; i++) {
 		x = c->rbase[i] < caplen ? (uint32_t)(d[c->rbase[i]] & 0xf) << 2 :
 		    0;
@@ -1112,6 +1319,8 @@ make_key(struct bpfv *v, const struct ltctx *l, const struct cls *c,
 	clamp = caplen < need ? caplen : need;
 	memcpy(k + n, &clamp, 4);
 	n += 4;
+	v->clamp = clamp;
+	v->rawpos = n;
 	for (i = 0; i < c->nrun; i++) {
 		o = c->run[i].off;
 		if (c->run[i].rel)
@@ -1128,72 +1337,250 @@ make_key(struct bpfv *v, const struct ltctx *l, const struct cls *c,
 	return n;
 }
 
-void
-bpfv_eval(struct bpfv *v, const struct weir_pkt *p, uint64_t *bits)
+/* Keys are zero-padded to a multiple of 8 bytes in buffers and entries. */
+static inline int
+keyeq(const uint8_t *a, const uint8_t *b, unsigned klen)
 {
-	struct ltctx *l;
-	struct cls *c;
-	uint8_t dvec[MAXDISP], *e, *e1, tmp[16 + KEYMAX + 8 * 16];
-	uint64_t h;
-	unsigned i, n, klen, w;
+	uint64_t x, y;
+	unsigned i;
 
-	memset(bits, 0, v->nw * sizeof(*bits));
-	if ((l = lt_find(v, p->linktype)) == NULL &&
-	    (l = lt_new(v, p->linktype)) == NULL) {
-		v->st.no_linktype++;
-		return;
+	for (i = 0; i < klen; i += 8) {
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		if (x != y)
+			return 0;
 	}
-	if (l->dirty)
-		analyse(v, l);
-	if (l->ndirect > 0) {
-		v->st.uncached_runs++;
-		run_list(l, l->direct, l->ndirect, p, bits);
-	}
-	if (l->ncached == 0)
-		return;
-	for (i = 0; i < l->ndisp; i++)
-		dvec[i] = var_eval(l, l->disp[i], p->data, p->caplen);
-	c = class_get(v, l, dvec);
-	if (c->state != 1) {
-		v->st.bypass++;
-		run_list(l, l->cached, l->ncached, p, bits);
-		return;
-	}
-	klen = make_key(v, l, c, p);
-	h = hashbytes(v->key, klen, 0x5bd1e995);
-	e = v->ent + (h & v->setmask) * 2 * v->stride;
-	e1 = e + v->stride;
-	n = v->nw;
-	for (w = 0; w < 2; w++) {
-		uint8_t *x = w ? e1 : e;
+	return 1;
+}
 
-		if (*E_H(x) == h && *E_GEN(x) == v->gen &&
-		    *E_KLEN(x) == klen && memcmp(E_KEY(x), v->key, klen) == 0) {
-			for (i = 0; i < n; i++)
-				bits[i] |= E_BITS(x)[i];
-			v->st.hits++;
-			if (w) {	/* most recent first */
-				memcpy(tmp, e, v->stride);
-				memcpy(e, e1, v->stride);
-				memcpy(e1, tmp, v->stride);
-			}
-			return;
-		}
+static inline unsigned
+pad8(uint8_t *k, unsigned n)
+{
+	while (n & 7)
+		k[n++] = 0;
+	return n;
+}
+
+/*
+ * Look key up in a 2-way set (most recent way first): the entry, with
+ * *hit; or, on a miss, way 0 emptied for it (the old way 0 moves to 1).
+ */
+static uint8_t *
+lookup(struct bpfv *v, uint8_t *ent, uint64_t setmask, const uint8_t *key,
+    unsigned klen, uint64_t h, int *hit)
+{
+	uint8_t *e = ent + (h & setmask) * 2 * v->stride, *e1 = e + v->stride;
+	uint8_t tmp[STRIDE_MAX];
+
+	*hit = 1;
+	if (*E_H(e) == h && *E_GEN(e) == v->gen && *E_KLEN(e) == klen &&
+	    keyeq(E_KEY(e), key, klen))
+		return e;
+	if (*E_H(e1) == h && *E_GEN(e1) == v->gen && *E_KLEN(e1) == klen &&
+	    keyeq(E_KEY(e1), key, klen)) {
+		memcpy(tmp, e, v->stride);
+		memcpy(e, e1, v->stride);
+		memcpy(e1, tmp, v->stride);
+		return e;
 	}
-	v->st.misses++;
+	*hit = 0;
 	memcpy(e1, e, v->stride);
-	memset(E_BITS(e), 0, n * sizeof(uint64_t));
-	run_list(l, l->cached, l->ncached, p, E_BITS(e));
 	*E_H(e) = h;
 	*E_GEN(e) = v->gen;
 	*E_KLEN(e) = (uint16_t)klen;
-	memcpy(E_KEY(e), v->key, klen);
-	for (i = 0; i < n; i++)
-		bits[i] |= E_BITS(e)[i];
+	memcpy(E_KEY(e), key, (klen + 7) & ~7U);
+	memset(E_BITS(e), 0, v->nw * sizeof(uint64_t));
+	return e;
+}
+
+/*
+ * The whole key of p missed: fill out (an entry's bits) group by group.
+ * The class is found again from the key's dispatch bytes because a later
+ * packet of the batch may have emptied the class table since.
+ */
+static void
+fill_miss(struct bpfv *v, struct ltctx *l, const struct weir_pkt *p,
+    const uint8_t *dvec, uint64_t *out)
+{
+	struct cls *c = class_get(v, l, dvec);
+	const struct grp *g;
+	const uint16_t *perm = l->perm + (size_t)(c - l->cls) * v->nslots;
+	uint8_t k2[KEYMAX + 8], *e;
+	uint64_t h;
+	unsigned gi, i, n, klen;
+	int hit;
+
+	if (c->state != 1) {
+		run_list(l, l->cached, l->ncached, p, out);
+		return;
+	}
+	klen = make_key(v, l, c, p, v->key, NULL);
+	for (gi = 0; gi < c->ngrp; gi++) {
+		g = &c->grp[gi];
+		n = 0;
+		k2[n++] = l->idx;
+		memcpy(k2 + n, c->dvec, l->ndisp);
+		n += l->ndisp;
+		k2[n++] = (uint8_t)gi;
+		for (i = 0; i < c->nvar; i++)
+			if (g->varmask >> c->var[i] & 1)
+				k2[n++] = v->key[1 + l->ndisp + i];
+		memcpy(k2 + n, &v->clamp, 4);
+		n += 4;
+		if (g->hasraw) {
+			memcpy(k2 + n, v->key + v->rawpos, klen - v->rawpos);
+			n += klen - v->rawpos;
+		}
+		h = hashbytes(k2, n, 0x2545f491);
+		(void)pad8(k2, n);
+		e = lookup(v, v->ent2, v->setmask2, k2, n, h, &hit);
+		if (hit)
+			v->st.group_hits++;
+		else {
+			v->st.group_misses++;
+			for (i = 0; i < g->count; i++) {
+				unsigned s = perm[g->start + i];
+
+				if (bpf_filter(l->prog[s].bf_insns, p->data,
+				    p->wirelen, p->caplen) != 0)
+					E_BITS(e)[s >> 6] |= 1ULL << (s & 63);
+			}
+		}
+		for (i = 0; i < v->nw; i++)
+			out[i] |= E_BITS(e)[i];
+	}
+}
+
+void
+bpfv_eval_batch(struct bpfv *v, struct weir_pkt *const *pk, unsigned n,
+    uint64_t *bits)
+{
+	const struct weir_pkt *p;
+	struct ltctx *l;
+	struct cls *c;
+	uint8_t *dvec, *e, *key;
+	uint64_t *out, flushes;
+	unsigned i, j, nw = v->nw;
+	int hit;
+
+	/*
+	 * Enough packets in flight to hide the cache's latency, few enough
+	 * that their prefetched lines are still in L1 when looked up.
+	 */
+	while (n > PREFETCH_RUN) {
+		bpfv_eval_batch(v, pk, PREFETCH_RUN, bits);
+		pk += PREFETCH_RUN;
+		bits += (size_t)PREFETCH_RUN * nw;
+		n -= PREFETCH_RUN;
+	}
+	memset(bits, 0, (size_t)n * nw * sizeof(*bits));
+	/* 1: classes and fields; prefetch the constants' buckets */
+	flushes = v->st.class_flushes;
+	for (i = 0; i < n; i++) {
+		p = pk[i];
+		out = bits + (size_t)i * nw;
+		v->blen[i] = 0;
+		if ((l = lt_find(v, p->linktype)) == NULL &&
+		    (l = lt_new(v, p->linktype)) == NULL) {
+			v->st.no_linktype++;
+			continue;
+		}
+		if (l->dirty)
+			analyse(v, l);
+		v->blt[i] = l;
+		if (l->ndirect > 0) {
+			v->st.uncached_runs++;
+			run_list(l, l->direct, l->ndirect, p, out);
+		}
+		if (l->ncached == 0)
+			continue;
+		dvec = v->bdvec[i];
+		plan_eval(l->dplan, l->ndisp, p->data, p->caplen, dvec);
+		if ((c = l->mru) != NULL)
+			for (j = 0; j < l->ndisp; j++)
+				if (c->dvec[j] != dvec[j]) {
+					c = NULL;
+					break;
+				}
+		if (c == NULL)
+			l->mru = c = class_get(v, l, dvec);
+		if (c->state != 1) {
+			v->st.bypass++;
+			run_list(l, l->cached, l->ncached, p, out);
+			continue;
+		}
+		v->blen[i] = 1;
+		v->bcls[i] = c;
+		plan_load(c->plan, c->nvar, p->data, p->caplen, v->bval[i]);
+	}
+	/* 2: keys and hashes; prefetch the cache sets */
+	for (i = 0; i < n; i++) {
+		if (v->blen[i] == 0)
+			continue;
+		p = pk[i];
+		l = v->blt[i];
+		c = v->bcls[i];
+		if (v->st.class_flushes != flushes) {
+			/* the class table was emptied since: find it again */
+			c = class_get(v, l, v->bdvec[i]);
+			plan_load(c->plan, c->nvar, p->data, p->caplen,
+			    v->bval[i]);
+		}
+		key = v->bkey + (size_t)i * KEYMAX;
+		v->blen[i] = (uint16_t)make_key(v, l, c, p, key, v->bval[i]);
+		v->bh[i] = hashbytes(key, v->blen[i], 0x5bd1e995);
+		(void)pad8(key, v->blen[i]);
+		e = v->ent + (v->bh[i] & v->setmask) * 2 * v->stride;
+		__builtin_prefetch(e);
+		__builtin_prefetch(e + 64);
+		__builtin_prefetch(e + v->stride);
+	}
+	/* 3: look up, fill misses */
+	for (i = 0; i < n; i++) {
+		if (v->blen[i] == 0)
+			continue;
+		l = v->blt[i];
+		out = bits + (size_t)i * nw;
+		key = v->bkey + (size_t)i * KEYMAX;
+		e = lookup(v, v->ent, v->setmask, key, v->blen[i], v->bh[i],
+		    &hit);
+		if (hit)
+			v->st.hits++;
+		else {
+			v->st.misses++;
+			fill_miss(v, l, pk[i], key + 1, E_BITS(e));
+		}
+		for (j = 0; j < nw; j++)
+			out[j] |= E_BITS(e)[j];
+	}
+}
+
+void
+bpfv_eval(struct bpfv *v, const struct weir_pkt *p, uint64_t *bits)
+{
+	struct weir_pkt *one = (struct weir_pkt *)(uintptr_t)p;
+
+	bpfv_eval_batch(v, &one, 1, bits);
 }
 
 /* ---------------------------------------------------------------- */
 /* Set management */
+
+/* Zeroed, and in huge pages where the kernel allows: fewer TLB misses. */
+static uint8_t *
+table_alloc(size_t len)
+{
+	void *p;
+
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE |
+	    MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	(void)madvise(p, len, MADV_HUGEPAGE);
+#endif
+	return p;
+}
 
 int
 bpfv_create(struct bpfv **vp, unsigned nslots, unsigned entries,
@@ -1211,15 +1598,27 @@ bpfv_create(struct bpfv **vp, unsigned nslots, unsigned entries,
 	v->nslots = nslots;
 	v->nw = (nslots + 63) / 64;
 	v->gen = 1;
+	v->class_full = CLASS_FULL;
 	if ((v->expr = calloc(nslots, sizeof(*v->expr))) == NULL ||
-	    (v->memo = calloc(MEMO_CAP, sizeof(*v->memo))) == NULL)
+	    (v->memo = calloc(MEMO_CAP, sizeof(*v->memo))) == NULL ||
+	    (v->gid = calloc(nslots, 1)) == NULL ||
+	    (v->bkey = calloc(WEIR_BATCH_MAX, KEYMAX)) == NULL ||
+	    (v->bh = calloc(WEIR_BATCH_MAX, sizeof(*v->bh))) == NULL ||
+	    (v->blen = calloc(WEIR_BATCH_MAX, sizeof(*v->blen))) == NULL ||
+	    (v->blt = calloc(WEIR_BATCH_MAX, sizeof(*v->blt))) == NULL)
 		goto nomem;
 	if (entries > 0) {
 		while (sets * 2 < entries)
 			sets <<= 1;
-		v->stride = 16 + KEYMAX + 8 * v->nw;
+		/* whole cache lines: a hit reads the first two of way 0 */
+		v->stride = (16 + KEYMAX + 8 * v->nw + 63) & ~(size_t)63;
 		v->setmask = sets - 1;
-		if ((v->ent = calloc(sets * 2, v->stride)) == NULL)
+		/* groups repeat across keys: a quarter is plenty */
+		v->setmask2 = (sets >= 16 ? sets / 4 : 4) - 1;
+		v->entlen = sets * 2 * v->stride;
+		v->ent2len = (v->setmask2 + 1) * 2 * v->stride;
+		if ((v->ent = table_alloc(v->entlen)) == NULL ||
+		    (v->ent2 = table_alloc(v->ent2len)) == NULL)
 			goto nomem;
 	}
 	*vp = v;
@@ -1244,7 +1643,15 @@ bpfv_destroy(struct bpfv *v)
 			free(v->expr[i]);
 	free(v->expr);
 	free(v->memo);
-	free(v->ent);
+	if (v->ent != NULL)
+		munmap(v->ent, v->entlen);
+	if (v->ent2 != NULL)
+		munmap(v->ent2, v->ent2len);
+	free(v->gid);
+	free(v->bkey);
+	free(v->bh);
+	free(v->blen);
+	free(v->blt);
 	free(v);
 }
 
@@ -1316,6 +1723,12 @@ bpfv_slot_cached(struct bpfv *v, unsigned slot)
 			r = 0;
 	}
 	return r;
+}
+
+void
+bpfv_set_class_limit(struct bpfv *v, unsigned n)
+{
+	v->class_full = n < 1 ? 1 : n > CLASS_FULL ? CLASS_FULL : n;
 }
 
 void

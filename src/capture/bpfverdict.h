@@ -58,7 +58,10 @@ struct bpfv;
 
 struct bpfv_stats {
 	uint64_t	hits;		/* verdicts taken from the cache */
-	uint64_t	misses;		/* cacheable programs run and stored */
+	uint64_t	misses;		/* keys not in the cache: filled from
+					   the group cache */
+	uint64_t	group_hits;	/* group verdicts reused on a miss */
+	uint64_t	group_misses;	/* a group's programs run */
 	uint64_t	uncached_runs;	/* packets an uncacheable program ran on */
 	uint64_t	bypass;		/* packets whose key did not fit: every
 					   program run directly */
@@ -106,6 +109,12 @@ int	bpfv_add_linktype(struct bpfv *v, uint16_t linktype);
  * for a link type seen for the first time.
  */
 void	bpfv_eval(struct bpfv *v, const struct weir_pkt *p, uint64_t *bits);
+/*
+ * The same for n packets: bits[i * bpfv_words(v) + w].  Faster: keys are
+ * computed first and the cache lines fetched while the next are computed.
+ */
+void	bpfv_eval_batch(struct bpfv *v, struct weir_pkt *const *p,
+	    unsigned n, uint64_t *bits);
 
 /*
  * 1 when slot's program is cacheable for every known link type on which
@@ -113,6 +122,9 @@ void	bpfv_eval(struct bpfv *v, const struct weir_pkt *p, uint64_t *bits);
  * analysis (no allocation).
  */
 int	bpfv_slot_cached(struct bpfv *v, unsigned slot);
+
+/* Keep at most n (1..384) framing classes per link type (tests). */
+void	bpfv_set_class_limit(struct bpfv *v, unsigned n);
 
 void	bpfv_get_stats(const struct bpfv *v, struct bpfv_stats *s);
 

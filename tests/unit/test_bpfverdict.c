@@ -385,6 +385,63 @@ main(void)
 	    bad ? ", first in " : "", bad ? bad : "");
 	bpfv_destroy(v);
 
+	/*
+	 * Batches, with framing bytes scrambled so that classes come and go
+	 * (the class table is emptied in the middle of batches).
+	 */
+	{
+		static struct weir_pkt bp[WEIR_BATCH_MAX];
+		static struct weir_pkt *bpp[WEIR_BATCH_MAX];
+		static uint64_t bb[WEIR_BATCH_MAX * 2];
+		static uint8_t store[WEIR_BATCH_MAX][128];
+		unsigned k, s, nb = 0, tot = 0;
+
+		for (e = 0; e < NEXPR; e++)
+			map[e] = (int)e;
+		ok(bpfv_create(&v, NEXPR, 4096, &err) == 0, "create batch");
+		bpfv_set_class_limit(v, 3);
+		for (e = 0; e < NEXPR; e++)
+			(void)bpfv_set(v, e, exprs[e], &err);
+		miss = 0;
+		for (i = 0; i < ntr; i++)
+			for (k = 0; k < tr[i].n && k < 20000; k++) {
+				struct weir_pkt *q = &bp[nb];
+				uint32_t len = tr[i].p[k].caplen < 128 ?
+				    tr[i].p[k].caplen : 128;
+
+				memcpy(store[nb], tr[i].p[k].data, len);
+				if (k % 2 && len > 24) {
+					store[nb][12 + rnd() % 12] =
+					    (uint8_t)rnd();
+					store[nb][23] = (uint8_t)rnd();
+				}
+				memset(q, 0, sizeof(*q));
+				q->data = store[nb];
+				q->caplen = len;
+				q->wirelen = tr[i].p[k].wirelen;
+				q->linktype = tr[i].p[k].linktype;
+				bpp[nb++] = q;
+				if (nb < WEIR_BATCH_MAX && !(i == ntr - 1 &&
+				    k + 1 == tr[i].n))
+					continue;
+				bpfv_eval_batch(v, bpp, nb, bb);
+				for (s = 0; s < nb; s++)
+					for (e = 0; e < NEXPR; e++)
+						if ((int)(bb[s * 2 + e / 64] >>
+						    (e % 64) & 1) != (bpfcache_match(
+						    &refs[e], bpp[s]) == 1))
+							miss++;
+				tot += nb;
+				nb = 0;
+			}
+		bpfv_get_stats(v, &st);
+		ok(miss == 0 && st.class_flushes > 0, "batches of %d, %u "
+		    "packets, half scrambled: %u wrong verdicts, class table "
+		    "emptied %llu times", WEIR_BATCH_MAX, tot, miss,
+		    (unsigned long long)st.class_flushes);
+		bpfv_destroy(v);
+	}
+
 	/* 256 port sessions: all cached, keys fit, the cache hits. */
 	{
 		static char pe[256][32];

@@ -60,8 +60,13 @@ struct sess {
 	char		*expr;
 	int		 active;
 	uint64_t	 since;		/* start of its first interval */
-	uint64_t	 pk[3], by[3];	/* current interval, by enum weir_dir */
-	uint64_t	 total_pk, total_by;
+	uint64_t	 total_pk, total_by;	/* written lines since 'since' */
+};
+
+/* The counts of the current interval, apart: the per-packet path only
+ * touches these 48 bytes per matching session. */
+struct ctr {
+	uint64_t	 pk[3], by[3];	/* by enum weir_dir */
 };
 
 struct cmd {
@@ -81,7 +86,8 @@ struct sess_out {
 	struct bpfv	*bv;
 	unsigned	 nslots, nw, nactive;
 	struct sess	*s;		/* [nslots] */
-	uint64_t	*bits;		/* [nw] */
+	struct ctr	*c;		/* [nslots] */
+	uint64_t	*bits;		/* [WEIR_BATCH_MAX][nw] */
 	/* control */
 	int		 cfd;
 	char		*cpath;
@@ -201,8 +207,8 @@ sess_fail(struct sess_out *o, int code)
 }
 
 static void
-emit(struct sess_out *o, struct sess *s, uint64_t start, uint64_t end,
-    int gap)
+emit(struct sess_out *o, struct sess *s, const struct ctr *ct,
+    uint64_t start, uint64_t end, int gap)
 {
 	char a[64], b[64];
 	uint64_t p = 0, y = 0, pk[3] = { 0, 0, 0 }, by[3] = { 0, 0, 0 };
@@ -212,11 +218,13 @@ emit(struct sess_out *o, struct sess *s, uint64_t start, uint64_t end,
 		o->gaps++;
 	else
 		for (i = 0; i < 3; i++) {
-			pk[i] = s->pk[i];
-			by[i] = s->by[i];
+			pk[i] = ct->pk[i];
+			by[i] = ct->by[i];
 			p += pk[i];
 			y += by[i];
 		}
+	s->total_pk += p;
+	s->total_by += y;
 	weir_fw_rfc3339(start, a, sizeof(a));
 	weir_fw_rfc3339(end, b, sizeof(b));
 	if (o->csv)
@@ -254,9 +262,8 @@ emit_all(struct sess_out *o, uint64_t start, uint64_t end, int gap)
 		s = &o->s[i];
 		if (!s->active)
 			continue;
-		emit(o, s, start, end, gap);
-		memset(s->pk, 0, sizeof(s->pk));
-		memset(s->by, 0, sizeof(s->by));
+		emit(o, s, &o->c[i], start, end, gap);
+		memset(&o->c[i], 0, sizeof(o->c[i]));
 	}
 }
 
@@ -343,6 +350,7 @@ apply(struct sess_out *o, struct cmd *c, uint64_t t)
 			return;
 		}
 		memset(s, 0, sizeof(*s));
+		memset(&o->c[i], 0, sizeof(o->c[i]));
 		snprintf(s->name, sizeof(s->name), "%s", c->name);
 		s->expr = c->expr;
 		c->expr = NULL;
@@ -368,8 +376,7 @@ apply(struct sess_out *o, struct cmd *c, uint64_t t)
 		free(s->expr);
 		s->expr = c->expr;
 		c->expr = NULL;
-		memset(s->pk, 0, sizeof(s->pk));
-		memset(s->by, 0, sizeof(s->by));
+		memset(&o->c[s - o->s], 0, sizeof(o->c[0]));
 		s->total_pk = s->total_by = 0;
 		s->since = t;
 		o->cmd_ok++;
@@ -422,7 +429,9 @@ list(struct sess_out *o)
 		weir_fw_rfc3339(o->s[i].since, ts, sizeof(ts));
 		reply(o, 0, "session %s filter %s since %s packets %" PRIu64
 		    " bytes %" PRIu64 " %s", o->s[i].name, o->s[i].expr, ts,
-		    o->s[i].total_pk, o->s[i].total_by,
+		    o->s[i].total_pk + o->c[i].pk[0] + o->c[i].pk[1] +
+		    o->c[i].pk[2], o->s[i].total_by + o->c[i].by[0] +
+		    o->c[i].by[1] + o->c[i].by[2],
 		    bpfv_slot_cached(o->bv, i) == 1 ? "cached" : "uncached");
 	}
 	reply(o, 0, "ok list: %u sessions, %u commands pending", n,
@@ -627,11 +636,11 @@ sess_packet(void *st, struct weir_batch *b)
 {
 	struct sess_out *o = st;
 	struct weir_pkt *p;
-	struct sess *s;
-	uint64_t k, x, len;
-	unsigned i, w, d;
+	struct ctr *ct;
+	uint64_t k, x, len, *bits;
+	unsigned i, j, m, w, d;
 
-	for (i = 0; i < b->n; i++) {
+	for (i = 0; i < b->n; i = j) {
 		p = b->p[i];
 		k = p->ts - p->ts % o->iv;
 		if (!o->have) {
@@ -640,22 +649,34 @@ sess_packet(void *st, struct weir_batch *b)
 			apply_due(o, k);
 		} else if (k > o->cur)
 			advance(o, k);
-		else if (k < o->cur)
-			o->late++;
-		o->counted++;
+		/*
+		 * The run of packets up to the next boundary is evaluated
+		 * at once: commands only ever change sessions at boundaries.
+		 */
+		for (j = i; j < b->n; j++) {
+			k = b->p[j]->ts - b->p[j]->ts % o->iv;
+			if (k > o->cur)
+				break;
+			if (k < o->cur)
+				o->late++;
+		}
+		o->counted += j - i;
 		if (o->nactive == 0)
 			continue;
-		bpfv_eval(o->bv, p, o->bits);
-		d = p->dir <= WEIR_DIR_OUT ? p->dir : WEIR_DIR_UNKNOWN;
-		len = o->captured ? p->caplen : p->wirelen;
-		for (w = 0; w < o->nw; w++)
-			for (x = o->bits[w]; x != 0; x &= x - 1) {
-				s = &o->s[w * 64 + (unsigned)__builtin_ctzll(x)];
-				s->pk[d]++;
-				s->by[d] += len;
-				s->total_pk++;
-				s->total_by += len;
-			}
+		bpfv_eval_batch(o->bv, b->p + i, j - i, o->bits);
+		for (m = i; m < j; m++) {
+			p = b->p[m];
+			bits = o->bits + (size_t)(m - i) * o->nw;
+			d = p->dir <= WEIR_DIR_OUT ? p->dir : WEIR_DIR_UNKNOWN;
+			len = o->captured ? p->caplen : p->wirelen;
+			for (w = 0; w < o->nw; w++)
+				for (x = bits[w]; x != 0; x &= x - 1) {
+					ct = &o->c[w * 64 +
+					    (unsigned)__builtin_ctzll(x)];
+					ct->pk[d]++;
+					ct->by[d] += len;
+				}
+		}
 	}
 	return o->failed;
 }
@@ -710,6 +731,7 @@ sess_free(struct sess_out *o)
 			free(o->pend[i].expr);
 	bpfv_destroy(o->bv);
 	free(o->s);
+	free(o->c);
 	free(o->bits);
 	free(o->pend);
 	free(o->hidden);
@@ -841,7 +863,9 @@ sess_open(void **st, const json_t *conf, const struct weir_env *env,
 	o->nw = (o->nslots + 63) / 64;
 	if ((o->path = strdup(path)) == NULL ||
 	    (o->s = calloc(o->nslots, sizeof(*o->s))) == NULL ||
-	    (o->bits = calloc(o->nw, sizeof(*o->bits))) == NULL ||
+	    (o->c = calloc(o->nslots, sizeof(*o->c))) == NULL ||
+	    (o->bits = calloc((size_t)WEIR_BATCH_MAX * o->nw,
+	    sizeof(*o->bits))) == NULL ||
 	    (o->pend = calloc(MAXPEND, sizeof(*o->pend))) == NULL) {
 		rc = weir_seterr(err, -ENOMEM, MOD ": out of memory");
 		goto fail;
