@@ -10,6 +10,7 @@ extern const struct weir_module weir_mod_filter, weir_mod_direction,
     weir_mod_sample, weir_mod_checksum, weir_mod_anonymize,
     weir_mod_truncate, weir_mod_pcap, weir_mod_pcapng, weir_mod_counters;
 extern const struct weir_module weir_mod_sessions;
+extern const struct weir_module weir_mod_flowpcap;
 extern const struct weir_module weir_mod_ipfix;
 
 const struct weir_module *const weir_modules[] = {
@@ -26,6 +27,7 @@ const struct weir_module *const weir_modules[] = {
 	&weir_mod_counters,
 	&weir_mod_sessions,
 	&weir_mod_ipfix,
+	&weir_mod_flowpcap,
 	NULL
 };
 

@@ -15,11 +15,12 @@
  * fixed-size chunks of one pool of max_memory bytes allocated at open():
  * a flow's records are a chain of chunks.  In buffered mode a chain
  * grows until the flow ends and is then written with one writev(); in
- * stream mode it is written at the end of every packet() call, so a
- * stream flow costs one writev() per batch, not per packet.  When the
- * pool is empty, stream flows with pending records are written first,
- * then buffered flows are switched to stream mode (the largest of the
- * 8 oldest first), so memory never grows past max_memory.
+ * stream mode it is written when it fills a chunk (at the end of that
+ * packet() call) or STREAM_DELAY of packet time after its oldest record
+ * (tick()), so a stream flow costs one writev() per chunk, not per
+ * packet.  When the pool is empty, stream flows with records in memory
+ * are written first, then buffered flows are switched to stream mode
+ * (the largest of the 8 oldest), so memory never grows past max_memory.
  *
  * Open files.  Stream flows keep their hidden file open in one of
  * max_open_files slots (LRU); a flow whose slot was taken reopens its
@@ -77,7 +78,15 @@
 #define F_FILE		0x04	/* the hidden file exists */
 #define F_LISTED	0x08	/* on the buffered or the dirty list */
 #define F_FAILED	0x10	/* a write failed: nothing more is kept */
-#define F_DIRTYLIST	0x20	/* listed on dirty (else buffered) */
+#define F_DIRTYLIST	0x20	/* listed on dirty */
+#define F_WAITLIST	0x40	/* listed on waiting */
+
+/* Lists a flow with records in memory is on. */
+#define L_BUFFERED	0	/* buffered mode: written when it ends */
+#define L_DIRTY		1	/* stream: written at the end of the batch */
+#define L_WAITING	2	/* stream: written when a chunk is full or
+				   STREAM_DELAY after its oldest record */
+#define STREAM_DELAY	NS	/* packet time */
 
 /*
  * Per-flow state: the flow table's user area (zeroed at creation).
@@ -90,6 +99,7 @@ struct fp_flow {
 	struct weir_flow *prev, *next;
 	uint64_t	first_ts;	/* first packet of the flow (ns) */
 	uint64_t	last_ts;	/* last packet kept */
+	uint64_t	since;		/* oldest record in memory */
 	uint64_t	file_size;	/* bytes committed to the hidden file */
 	uint64_t	kept;		/* packets written or pending */
 	uint64_t	written;	/* packets in the file */
@@ -122,7 +132,7 @@ struct fp_day {
 	int		dfd;		/* the directory */
 	int		ifd;		/* its index.jsonl, -1 until used */
 	uint64_t	used;		/* LRU stamp */
-	char		rel[16];	/* "YYYY/MM/DD" */
+	char		rel[48];	/* "YYYY/MM/DD" */
 };
 
 struct fp_list {
@@ -145,7 +155,7 @@ struct fp_out {
 	size_t		 csize;
 	uint32_t	 nchunks, fresh, freelist, used, peak;
 
-	struct fp_list	 buffered, dirty;
+	struct fp_list	 lists[3];		/* L_* */
 
 	/* open files */
 	struct fp_slot	*slots;
@@ -344,9 +354,9 @@ uuid_make(struct fp_out *o, uint64_t ts, uint8_t *u)
 /* ---- lists ---- */
 
 static void
-list_add(struct fp_out *o, struct weir_flow *f, int dirty)
+list_add(struct fp_out *o, struct weir_flow *f, int which)
 {
-	struct fp_list *l = dirty ? &o->dirty : &o->buffered;
+	struct fp_list *l = &o->lists[which];
 	struct fp_flow *u = U(f);
 
 	u->prev = l->tail;
@@ -357,7 +367,15 @@ list_add(struct fp_out *o, struct weir_flow *f, int dirty)
 		l->head = f;
 	l->tail = f;
 	l->n++;
-	u->flags |= F_LISTED | (dirty ? F_DIRTYLIST : 0);
+	u->flags |= F_LISTED | (which == L_DIRTY ? F_DIRTYLIST : 0) |
+	    (which == L_WAITING ? F_WAITLIST : 0);
+}
+
+static int
+list_of(const struct fp_flow *u)
+{
+	return (u->flags & F_DIRTYLIST) ? L_DIRTY :
+	    (u->flags & F_WAITLIST) ? L_WAITING : L_BUFFERED;
 }
 
 static void
@@ -368,7 +386,7 @@ list_del(struct fp_out *o, struct weir_flow *f)
 
 	if (!(u->flags & F_LISTED))
 		return;
-	l = (u->flags & F_DIRTYLIST) ? &o->dirty : &o->buffered;
+	l = &o->lists[list_of(u)];
 	if (u->prev != NULL)
 		U(u->prev)->next = u->next;
 	else
@@ -379,15 +397,22 @@ list_del(struct fp_out *o, struct weir_flow *f)
 		l->tail = u->prev;
 	l->n--;
 	u->prev = u->next = NULL;
-	u->flags &= (uint8_t)~(F_LISTED | F_DIRTYLIST);
+	u->flags &= (uint8_t)~(F_LISTED | F_DIRTYLIST | F_WAITLIST);
 }
 
-/* Stream flows below min_packets wait on the buffered list. */
+/*
+ * Where a flow with records in memory belongs.  Stream flows below
+ * min_packets behave as buffered ones until they qualify; a stream
+ * flow is written once it fills a chunk (so one writev() carries a few
+ * KiB, not one packet), or STREAM_DELAY after its oldest record.
+ */
 static int
-wants_dirty(const struct fp_out *o, const struct fp_flow *u)
+wanted_list(const struct fp_out *o, const struct fp_flow *u)
 {
-	return (u->flags & F_STREAM) && ((u->flags & F_FILE) ||
-	    u->kept >= o->min_packets);
+	if (!(u->flags & F_STREAM) || (!(u->flags & F_FILE) &&
+	    u->kept < o->min_packets))
+		return L_BUFFERED;
+	return u->head != u->tail ? L_DIRTY : L_WAITING;
 }
 
 /* ---- chunk pool ---- */
@@ -415,7 +440,7 @@ day_get(struct fp_out *o, uint64_t ts)
 {
 	struct fp_day *d, *lru = &o->days[0];
 	int64_t day = (int64_t)(ts / DAY_NS);
-	char yy[8], mm[12];
+	char yy[16], mm[32];
 	struct tm tm;
 	time_t t;
 	int i;
@@ -695,8 +720,8 @@ fail:
 static void
 flush_dirty(struct fp_out *o)
 {
-	while (o->dirty.head != NULL)
-		flow_write(o, o->dirty.head, 1);
+	while (o->lists[L_DIRTY].head != NULL)
+		flow_write(o, o->lists[L_DIRTY].head, 1);
 }
 
 /*
@@ -709,15 +734,19 @@ make_room(struct fp_out *o)
 	struct weir_flow *f, *victim;
 	int k, big, vbig = 0;
 
-	if (o->dirty.head != NULL) {
+	if (o->lists[L_DIRTY].head != NULL) {
 		flush_dirty(o);
+		return;
+	}
+	if (o->lists[L_WAITING].head != NULL) {
+		flow_write(o, o->lists[L_WAITING].head, 1);
 		return;
 	}
 	/*
 	 * Flows below min_packets are passed over when possible: writing
 	 * them would give a flood's one-packet flows files after all.
 	 */
-	victim = o->buffered.head;
+	victim = o->lists[L_BUFFERED].head;
 	for (f = victim, k = 0; f != NULL && k < VICTIM_SCAN;
 	    f = U(f)->next, k++) {
 		big = U(f)->kept >= o->min_packets;
@@ -751,7 +780,9 @@ chunk_alloc(struct fp_out *o)
 			i = o->fresh++;
 			break;
 		}
-		if (o->dirty.head == NULL && o->buffered.head == NULL)
+		if (o->lists[L_DIRTY].head == NULL &&
+		    o->lists[L_WAITING].head == NULL &&
+		    o->lists[L_BUFFERED].head == NULL)
 			return NONE;
 		make_room(o);
 	}
@@ -1319,9 +1350,12 @@ keep(struct fp_out *o, struct weir_flow *f, const struct weir_pkt *p)
 	struct chunk *ch;
 	uint8_t *rec;
 	size_t reclen = 0;
+	int w;
 
 	caplen = p->caplen < o->snap ? p->caplen : o->snap;
 	reclen = PCAP_HDR + (size_t)caplen;
+	if (u->npending == 0)
+		u->since = p->ts;
 	if (u->tail == NONE || o->csize - sizeof(struct chunk) -
 	    CH(o, u->tail)->used < reclen) {
 		/* May write f itself out, emptying its chain. */
@@ -1356,11 +1390,12 @@ keep(struct fp_out *o, struct weir_flow *f, const struct weir_pkt *p)
 	u->kept++;
 	u->last_ts = p->ts;
 	o->pending++;
+	w = wanted_list(o, u);
 	if (!(u->flags & F_LISTED))
-		list_add(o, f, wants_dirty(o, u));
-	else if (!(u->flags & F_DIRTYLIST) && wants_dirty(o, u)) {
+		list_add(o, f, w);
+	else if (list_of(u) != w) {
 		list_del(o, f);
-		list_add(o, f, 1);
+		list_add(o, f, w);
 	}
 }
 
@@ -1423,7 +1458,12 @@ fp_tick(void *st, uint64_t now)
 {
 	struct fp_out *o = st;
 
+	struct weir_flow *f;
+
 	weir_flowtab_tick(o->ft, now);
+	while ((f = o->lists[L_WAITING].head) != NULL &&
+	    U(f)->since + STREAM_DELAY <= now)
+		flow_write(o, f, 1);
 	return 0;
 }
 
