@@ -65,7 +65,15 @@ struct weir_module {
 	int		(*flush)(void *st);
 	/* Fill up to max counters; returns how many. */
 	size_t		(*stats)(void *st, struct weir_counter *c, size_t max);
-	/* Finish (final files, metadata) and free; err on failure. */
+	/*
+	 * End of input (outputs; optional): end open flows, publish the
+	 * last files with their metadata, send what is pending.  Called in
+	 * output order once the last batch is through, so that --summary
+	 * and the metadata of later outputs see final counters.  stats()
+	 * stays valid after it; close() then only frees.
+	 */
+	int		(*finish)(void *st, struct weir_err *err);
+	/* Finish if not done yet, and free; err on failure. */
 	int		(*close)(void *st, struct weir_err *err);
 };
 

@@ -321,6 +321,8 @@ main(int argc, char **argv)
 	pl.stop = &stop_flag;
 	if (weir_pipeline_run(&pl, &err) < 0)
 		status = EXIT_RUNTIME;
+	if (weir_pipeline_finish(&pl, &err) < 0)
+		status = EXIT_RUNTIME;
 	summary = weir_pipeline_stats(&pl);
 	if (weir_pipeline_close(&pl, &err) < 0)
 		status = EXIT_RUNTIME;

@@ -467,6 +467,28 @@ weir_pipeline_run(struct weir_pipeline *pl, struct weir_err *err)
 }
 
 int
+weir_pipeline_finish(struct weir_pipeline *pl, struct weir_err *err)
+{
+	struct weir_err sub;
+	struct weir_inst *x;
+	unsigned i;
+	int rc, ret = 0;
+
+	for (i = 0; i < pl->noutputs; i++) {
+		x = &pl->outputs[i];
+		if (x->mod->finish == NULL)
+			continue;
+		sub.msg[0] = '\0';
+		if ((rc = x->mod->finish(x->st, &sub)) < 0) {
+			log_err("output '%s': %s", x->mod->name, sub.msg);
+			ret = weir_seterr(err, rc, "output '%s': %s",
+			    x->mod->name, sub.msg);
+		}
+	}
+	return ret;
+}
+
+int
 weir_pipeline_close(struct weir_pipeline *pl, struct weir_err *err)
 {
 	struct weir_err sub;

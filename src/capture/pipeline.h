@@ -75,6 +75,11 @@ int	weir_pipeline_open(struct weir_pipeline *pl, json_t *exp,
 	    struct weir_err *err);
 /* Run to the end of the inputs.  Returns 0, or < 0 if anything failed. */
 int	weir_pipeline_run(struct weir_pipeline *pl, struct weir_err *err);
+/*
+ * End of input: every output ends its flows and publishes its last files
+ * (finish); counters are final afterwards.  Returns < 0 on error.
+ */
+int	weir_pipeline_finish(struct weir_pipeline *pl, struct weir_err *err);
 /* Close everything (final files and metadata); returns < 0 on error. */
 int	weir_pipeline_close(struct weir_pipeline *pl, struct weir_err *err);
 /* Accounting and every module's counters, as a new JSON object. */

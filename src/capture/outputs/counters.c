@@ -33,6 +33,7 @@
 #define GAP_MAX		1000
 
 struct ctr_out {
+	int		 finished;	/* finish() ran */
 	FILE		*f;
 	int		 csv, captured, direct, is_stdout, dirty, failed;
 	uint64_t	 iv;			/* interval, ns */
@@ -291,13 +292,14 @@ ctr_stats(void *st, struct weir_counter *c, size_t max)
 }
 
 static int
-ctr_close(void *st, struct weir_err *err)
+ctr_finish(void *st, struct weir_err *err)
 {
 	struct ctr_out *o = st;
 	int rc = 0;
 
-	if (o == NULL)
+	if (o->finished)
 		return 0;
+	o->finished = 1;
 	/* The last interval, partial as it may be. */
 	if (o->have)
 		emit(o, o->cur, o->cur + o->iv, 0);
@@ -319,6 +321,18 @@ ctr_close(void *st, struct weir_err *err)
 		weir_seterr(err, rc, "counters: cannot write '%s': %s",
 		    o->path, weir_strerror(rc));
 	}
+	return rc;
+}
+
+static int
+ctr_close(void *st, struct weir_err *err)
+{
+	struct ctr_out *o = st;
+	int rc;
+
+	if (o == NULL)
+		return 0;
+	rc = ctr_finish(o, err);
 	free(o->hidden);
 	free(o->path);
 	free(o);
@@ -335,5 +349,6 @@ const struct weir_module weir_mod_counters = {
 	.tick		= ctr_tick,
 	.flush		= ctr_flush,
 	.stats		= ctr_stats,
+	.finish		= ctr_finish,
 	.close		= ctr_close,
 };

@@ -87,6 +87,7 @@ struct weir_filewriter {
 	int		 opened, fd, dirfd, hdr_written, hashing;
 	int		 tmpl_time;		/* name has strftime parts */
 	int		 publish_empty;		/* keep a file of no packets */
+	int		 finished;		/* weir_fw_finish() ran */
 	uint64_t	 seq, next_seq;
 	char		 dir[PATH_MAX];
 	char		 base[NAMEBUF];
@@ -1492,13 +1493,13 @@ weir_fw_stats(const struct weir_filewriter *fw, struct weir_counter *c,
 }
 
 int
-weir_fw_close(struct weir_filewriter *fw, struct weir_err *err)
+weir_fw_finish(struct weir_filewriter *fw, struct weir_err *err)
 {
-	size_t i;
 	int rc = 0;
 
-	if (fw == NULL)
+	if (fw == NULL || fw->finished)
 		return 0;
+	fw->finished = 1;
 	/*
 	 * Like tcpdump -w, an output that saw no packet still leaves a
 	 * valid empty file, unless its name depends on packet time.
@@ -1521,6 +1522,18 @@ weir_fw_close(struct weir_filewriter *fw, struct weir_err *err)
 		    (unsigned long long)fw->dropped_write_error,
 		    (unsigned long long)fw->publish_errors, fw->err.msg);
 	}
+	return rc;
+}
+
+int
+weir_fw_close(struct weir_filewriter *fw, struct weir_err *err)
+{
+	size_t i;
+	int rc;
+
+	if (fw == NULL)
+		return 0;
+	rc = weir_fw_finish(fw, err);
 	hasher_stop(fw);
 	for (i = 0; i < fw->nkept; i++)
 		free(fw->kept[i]);

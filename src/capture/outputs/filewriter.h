@@ -137,6 +137,8 @@ size_t	weir_fw_stats(const struct weir_filewriter *fw, struct weir_counter *c,
  * could not be published during the writer's life.
  */
 int	weir_fw_close(struct weir_filewriter *fw, struct weir_err *err);
+/* End of input: publish the last file (or an empty one); idempotent. */
+int	weir_fw_finish(struct weir_filewriter *fw, struct weir_err *err);
 
 /*
  * Ask every file writer of the process to close its current file at

@@ -141,6 +141,7 @@ struct fp_list {
 };
 
 struct fp_out {
+	int		 finished;	/* finish() ran */
 	struct weir_flowtab *ft;
 	char		*dir;
 	int		 dirfd;
@@ -1506,13 +1507,14 @@ fp_stats(void *st, struct weir_counter *c, size_t max)
 }
 
 static int
-fp_close(void *st, struct weir_err *err)
+fp_finish(void *st, struct weir_err *err)
 {
 	struct fp_out *o = st;
 	int rc = 0;
 
-	if (o == NULL)
+	if (o->finished)
 		return 0;
+	o->finished = 1;
 	weir_flowtab_flush(o->ft);
 	log_info("%s: %" PRIu64 " flows, %" PRIu64 " files, %" PRIu64
 	    " packets written, %" PRIu64 " missed, %" PRIu64 " skipped after "
@@ -1522,6 +1524,18 @@ fp_close(void *st, struct weir_err *err)
 		rc = weir_seterr(err, -EIO, "%" PRIu64 " packets lost, %"
 		    PRIu64 " files not published; first: %s", o->missed,
 		    o->publish_errors, o->first_error);
+	return rc;
+}
+
+static int
+fp_close(void *st, struct weir_err *err)
+{
+	struct fp_out *o = st;
+	int rc;
+
+	if (o == NULL)
+		return 0;
+	rc = fp_finish(o, err);
 	fp_free(o);
 	return rc;
 }
@@ -1536,5 +1550,6 @@ const struct weir_module weir_mod_flowpcap = {
 	.tick		= fp_tick,
 	.flush		= NULL,
 	.stats		= fp_stats,
+	.finish		= fp_finish,
 	.close		= fp_close,
 };

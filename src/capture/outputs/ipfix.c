@@ -48,6 +48,7 @@
 enum { T_FILE, T_UDP, T_TCP };
 
 struct ipx_out {
+	int		 finished;	/* finish() ran */
 	struct weir_flowtab *ft;
 	int		 transport, ns;
 	uint32_t	 domain;
@@ -806,13 +807,14 @@ tcp_drain(struct ipx_out *o)
 }
 
 static int
-ipx_close(void *st, struct weir_err *err)
+ipx_finish(void *st, struct weir_err *err)
 {
 	struct ipx_out *o = st;
 	int rc = 0;
 
-	if (o == NULL)
+	if (o->finished)
 		return 0;
+	o->finished = 1;
 	weir_flowtab_flush(o->ft);
 	emit(o);
 	if (o->transport == T_TCP)
@@ -835,6 +837,18 @@ ipx_close(void *st, struct weir_err *err)
 	if (rc == 0 && o->failed < 0)
 		rc = weir_seterr(err, o->failed, "ipfix: %s",
 		    weir_strerror(o->failed));
+	return rc;
+}
+
+static int
+ipx_close(void *st, struct weir_err *err)
+{
+	struct ipx_out *o = st;
+	int rc;
+
+	if (o == NULL)
+		return 0;
+	rc = ipx_finish(o, err);
 	ipx_free(o);
 	return rc;
 }
@@ -849,5 +863,6 @@ const struct weir_module weir_mod_ipfix = {
 	.tick		= ipx_tick,
 	.flush		= ipx_flush,
 	.stats		= ipx_stats,
+	.finish		= ipx_finish,
 	.close		= ipx_close,
 };

@@ -586,6 +586,14 @@ out_stats(void *st, struct weir_counter *c, size_t max)
 }
 
 static int
+out_finish(void *st, struct weir_err *err)
+{
+	struct pcap_out *o = st;
+
+	return weir_fw_finish(o->fw, err);
+}
+
+static int
 out_close(void *st, struct weir_err *err)
 {
 	struct pcap_out *o = st;
@@ -616,6 +624,7 @@ const struct weir_module weir_mod_pcap = {
 	.tick		= out_tick,
 	.flush		= NULL,
 	.stats		= out_stats,
+	.finish		= out_finish,
 	.close		= out_close,
 };
 
@@ -629,5 +638,6 @@ const struct weir_module weir_mod_pcapng = {
 	.tick		= out_tick,
 	.flush		= NULL,
 	.stats		= out_stats,
+	.finish		= out_finish,
 	.close		= out_close,
 };
