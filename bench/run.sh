@@ -226,6 +226,84 @@ EOF
 	    python3 -c 'import json, sys; o = [x for x in json.load(open(sys.argv[1]))["outputs"] if x["type"] == "ipfix"][0]; print("%s|%d|%d|%d|%.0f" % (sys.argv[2], o["flows_created"], o["peak_flows"], o["max_flows"], o["memory_bytes"] / o["max_flows"]))' \
 	    "$SHM/ipfix.sum" "$n" >>"$SHM/ipfix.rows"
 	echo "$n|$(peak_rss "$M $W --config $SHM/ipfix.json")" >>"$SHM/ipfixrss.rows"
+	# counter sessions (issue 4: 256 sessions at no less than half the
+	# speed of one), against tracertstats with 1, 16 and 64 filters; the
+	# expressions are host, net and port expressions taken from the
+	# trace's most frequent addresses and ports, so that they match
+	if [ "$n" = 1000000 ]; then
+		python3 - "$IN" 256 >"$SHM/sess.exprs" <<'PYEOF'
+import collections, struct, sys
+path, want = sys.argv[1], int(sys.argv[2])
+f = open(path, "rb")
+e = "<" if f.read(24)[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+h4, h6, nets, ports = (collections.Counter() for _ in range(4))
+for _ in range(200000):
+    rh = f.read(16)
+    if len(rh) < 16:
+        break
+    d = f.read(struct.unpack(e + "IIII", rh)[2])
+    if len(d) < 34:
+        continue
+    et = struct.unpack(">H", d[12:14])[0]
+    if et == 0x0800:
+        for a in (d[26:30], d[30:34]):
+            h4[".".join(map(str, a))] += 1
+            nets[".".join(map(str, a[:3])) + ".0/24"] += 1
+        l4, proto = 14 + (d[14] & 15) * 4, d[23]
+    elif et == 0x86DD and len(d) >= 54:
+        for a in (d[22:38], d[38:54]):
+            h6[":".join("%x" % struct.unpack(">H", a[i:i + 2])[0]
+                        for i in range(0, 16, 2))] += 1
+        l4, proto = 54, d[20]
+    else:
+        continue
+    if proto in (6, 17) and len(d) >= l4 + 4:
+        for p in struct.unpack(">HH", d[l4:l4 + 4]):
+            ports[p] += 1
+# round robin over: IPv4 host, /24, port, IPv4 host, IPv6 host
+hosts = ["host %s" % a for a, _ in h4.most_common()]
+pools = [hosts[0::2], ["net %s" % a for a, _ in nets.most_common()],
+         ["port %d" % p for p, _ in ports.most_common()], hosts[1::2],
+         ["host %s" % a for a, _ in h6.most_common()]]
+out, i = [], 0
+while len(out) < want and any(pools):
+    pool = pools[i % len(pools)]
+    i += 1
+    if pool:
+        out.append(pool.pop(0))
+print("\n".join(out))
+PYEOF
+		for k in 1 16 64 256; do
+			head -n "$k" "$SHM/sess.exprs" | python3 -c 'import json, sys; print(json.dumps({"name": "bench-sessions", "inputs": [{"path": sys.argv[1]}], "outputs": [{"type": "sessions", "path": sys.argv[2], "interval": 1, "sessions": [{"name": "s%d" % i, "expr": l.strip()} for i, l in enumerate(sys.stdin)]}]}))' \
+			    "$IN" "$OUT/sessions.jsonl" >"$SHM/sessions-$k.json"
+			echo "$k|weir-capture sessions|$(median_time "weir-sessions-$k" "sh -c '$M $W --config $SHM/sessions-$k.json'" | tr " " "|")" >>"$SHM/sess.rows"
+			rm -rf "$OUT"
+			mkdir -p "$OUT"
+			$W --config "$SHM/sessions-$k.json" --summary "$SHM/sess.sum" &&
+			    python3 -c 'import json, sys; o = [x for x in json.load(open(sys.argv[1]))["outputs"] if x["type"] == "sessions"][0]; print("%s|%d|%d|%d|%d|%d" % (sys.argv[2], o["cached_sessions"], o["uncached_sessions"], o["cache_hits"], o["cache_misses"], o["class_builds"]))' \
+			    "$SHM/sess.sum" "$k" >>"$SHM/sesscache.rows"
+			# sanity (not timed): the first session agrees with tcpdump
+			if [ "$k" = 16 ]; then
+				got=$(python3 -c 'import json, sys; print(sum(json.loads(l)["packets"] for l in open(sys.argv[1]) if json.loads(l)["session"] == "s0"))' "$OUT/sessions.jsonl")
+				# shellcheck disable=SC2046
+				want=$(tcpdump -r "$IN" $(head -n 1 "$SHM/sess.exprs") 2>/dev/null | wc -l)
+				[ "$got" = "$want" ] || echo "warning: session '$(head -n 1 "$SHM/sess.exprs")': $got packets, tcpdump $want" >&2
+			fi
+		done
+		if have tracertstats; then
+			# one -f per expression, read from a file (no quoting games)
+			cat >"$SHM/tracert.sh" <<'SHEOF'
+f=$1 in=$2
+set --
+while IFS= read -r e; do set -- "$@" -f "$e"; done <"$f"
+exec tracertstats -o csv "$@" "pcapfile:$in" >/dev/null
+SHEOF
+			for k in 1 16 64; do
+				head -n "$k" "$SHM/sess.exprs" >"$SHM/sess-$k.exprs"
+				echo "$k|tracertstats -f x$k|$(median_time "tracertstats-$k" "sh $SHM/tracert.sh $SHM/sess-$k.exprs $IN" | tr " " "|")" >>"$SHM/sess.rows"
+			done
+		fi
+	fi
 	rm -rf "$OUT"
 	rm -f "$IN"
 done
@@ -288,6 +366,32 @@ EOF
 		echo "|---:|---:|---:|---:|---:|---:|"
 		join -t'|' "$SHM/ipfix.rows" "$SHM/ipfixrss.rows" |
 		    awk -F'|' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6 }'
+	fi
+	if [ -s "$SHM/sess.rows" ]; then
+		echo
+		echo "counter sessions, 1 M packets: Mpps (wall; per cpu second), speed relative to one weir session, and weir / tracertstats at the same number of expressions:"
+		echo
+		python3 - "$SHM/sess.rows" <<'PYEOF'
+import sys
+rows = [l.rstrip("\n").split("|") for l in open(sys.argv[1])]
+n = 1e6
+w = {int(k): (float(s), float(c)) for k, t, s, c in rows if t.startswith("weir")}
+print("| expressions | tool | median wall s | Mpps | cpu s | Mpps per cpu s | speed vs 1 session (wall; cpu) | weir / tool (wall; cpu) |")
+print("|---:|---|---:|---:|---:|---:|---:|---:|")
+for k, t, s, c in rows:
+    k, s, c = int(k), float(s), float(c)
+    rel = vs = "-"
+    if t.startswith("weir") and 1 in w:
+        rel = "%.2f; %.2f" % (w[1][0] / s, w[1][1] / c)
+    if not t.startswith("weir") and k in w:
+        vs = "%.1fx; %.1fx" % (s / w[k][0], c / w[k][1])
+    print("| %d | %s | %.3f | %.2f | %.3f | %.2f | %s | %s |" % (k, t, s,
+          n / s / 1e6, c, n / c / 1e6, rel, vs))
+PYEOF
+		echo
+		echo "| sessions | cached | uncached | cache hits | cache misses | classes built |"
+		echo "|---:|---:|---:|---:|---:|---:|"
+		awk -F'|' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6 }' "$SHM/sesscache.rows"
 	fi
 } >"$SHM/report.md"
 
