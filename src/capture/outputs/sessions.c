@@ -77,6 +77,7 @@ struct cmd {
 };
 
 struct sess_out {
+	int		 finished;	/* finish() ran */
 	FILE		*f;
 	int		 csv, captured, direct, is_stdout, dirty, failed;
 	char		*path, *hidden;
@@ -954,13 +955,14 @@ sess_stats(void *st, struct weir_counter *c, size_t max)
 }
 
 static int
-sess_close(void *st, struct weir_err *err)
+sess_finish(void *st, struct weir_err *err)
 {
 	struct sess_out *o = st;
 	int rc = 0;
 
-	if (o == NULL)
+	if (o->finished)
 		return 0;
+	o->finished = 1;
 	if (o->have)
 		emit_all(o, o->cur, o->cur + o->iv, 0);
 	if (o->npend > 0)
@@ -985,6 +987,18 @@ sess_close(void *st, struct weir_err *err)
 		weir_seterr(err, rc, MOD ": cannot write '%s': %s", o->path,
 		    weir_strerror(rc));
 	}
+	return rc;
+}
+
+static int
+sess_close(void *st, struct weir_err *err)
+{
+	struct sess_out *o = st;
+	int rc;
+
+	if (o == NULL)
+		return 0;
+	rc = sess_finish(o, err);
 	sess_free(o);
 	return rc;
 }
@@ -999,5 +1013,6 @@ const struct weir_module weir_mod_sessions = {
 	.tick		= sess_tick,
 	.flush		= sess_flush,
 	.stats		= sess_stats,
+	.finish		= sess_finish,
 	.close		= sess_close,
 };
