@@ -2,12 +2,15 @@
  * pcap.c - the "pcap" and "pcapng" file outputs.  Files, rotation,
  * compression and metadata are filewriter.c's; this file only encodes.
  *
- * pcap fast path: the 16-byte record header is laid down in the
- * headroom just before p->data (pkt.h: readers keep WEIR_HEADROOM
- * writable bytes there that overlap no other packet of the batch), so
- * every record is one span [p->data - 16, p->data + caplen).  Spans
- * that touch are merged: a pcap to pcap copy becomes one iovec per
- * read buffer, written by writev() without copying a packet byte.
+ * pcap fast path: when the 16 bytes just before p->data already are the
+ * record header we would write (a pcap input of the same precision and
+ * byte order, packet unchanged), the record is the span
+ * [p->data - 16, p->data + caplen) as it lies in the input, and spans
+ * that touch are merged: a pcap to pcap copy becomes one iovec per read
+ * buffer or mapping, written without copying a packet byte.  Otherwise
+ * the header goes to a side buffer (with the data too, for short
+ * records); nothing is ever written into the packet's memory, which may
+ * be a read-only file mapping (weir_rbuf_map).
  *
  * pcapng copies into a 1 MiB buffer instead: an EPB has a trailer and
  * padding after the data, so it cannot be built in place.
@@ -35,7 +38,7 @@
 #define NG_IDB_MAX	(20 + 4 + 64 + 8 + 4)
 
 #if WEIR_HEADROOM < PCAP_HDR
-#error "the pcap fast path needs 16 bytes of headroom"
+#error "the pcap fast path reads the 16 bytes before each packet"
 #endif
 
 struct pcap_out {
@@ -360,6 +363,20 @@ pcapng_open(void **st, const json_t *conf, const struct weir_env *env,
 	return out_open(st, conf, env, err, 1);
 }
 
+/* Append a span, merging it with the last one when they touch. */
+static inline void
+pcap_iov_add(struct pcap_out *o, uint8_t *b, size_t n)
+{
+	struct iovec *last = o->niov > 0 ? &o->iov[o->niov - 1] : NULL;
+
+	if (last != NULL && (uint8_t *)last->iov_base + last->iov_len == b)
+		last->iov_len += n;
+	else {
+		o->iov[o->niov].iov_base = b;
+		o->iov[o->niov++].iov_len = n;
+	}
+}
+
 /* 16 bytes equal?  Inline: a libc call per packet shows in profiles. */
 static inline int
 same16(const uint8_t *a, const uint32_t *h)
@@ -387,7 +404,6 @@ pcap_packet(void *st, struct weir_batch *b)
 {
 	struct pcap_out *o = st;
 	struct weir_pkt *p;
-	struct iovec *last;
 	uint32_t h[4], caplen;
 	uint8_t *rec;
 	size_t reclen;
@@ -426,26 +442,32 @@ pcap_packet(void *st, struct weir_batch *b)
 		h[3] = p->wirelen;
 		rec = p->data - PCAP_HDR;
 		if (!same16(rec, h)) {
-			if (caplen <= SIDE_REC_MAX) {
-				if (o->side_len + reclen > SIDE_BUF &&
-				    (rc = pcap_flush_iov(o)) < 0)
+			/*
+			 * Never write into the packet's memory: it may be a
+			 * read-only file mapping.  A short record is copied
+			 * whole; a long one gets its header from the side
+			 * buffer and its data in place (two iovecs).
+			 */
+			if (o->niov + 2 > o->maxiov || o->side_len + PCAP_HDR +
+			    (caplen <= SIDE_REC_MAX ? caplen : 0) > SIDE_BUF) {
+				if ((rc = pcap_flush_iov(o)) < 0)
 					return rc;
-				rec = o->side + o->side_len;
-				memcpy(rec, h, sizeof(h));
+			}
+			rec = o->side + o->side_len;
+			memcpy(rec, h, sizeof(h));
+			if (caplen <= SIDE_REC_MAX) {
 				memcpy(rec + PCAP_HDR, p->data, caplen);
 				o->side_len += reclen;
-			} else
-				memcpy(rec, h, sizeof(h));
+			} else {
+				o->side_len += PCAP_HDR;
+				pcap_iov_add(o, rec, PCAP_HDR);
+				rec = p->data;
+				reclen = caplen;
+			}
 		}
-		last = o->niov > 0 ? &o->iov[o->niov - 1] : NULL;
-		if (last != NULL && (uint8_t *)last->iov_base +
-		    last->iov_len == rec)
-			last->iov_len += reclen;
-		else {
-			o->iov[o->niov].iov_base = rec;
-			o->iov[o->niov++].iov_len = reclen;
-		}
-		weir_fw_add(o->fw, p->ts, caplen, p->wirelen, reclen);
+		pcap_iov_add(o, rec, reclen);
+		weir_fw_add(o->fw, p->ts, caplen, p->wirelen, PCAP_HDR +
+		    (size_t)caplen);
 	}
 	return pcap_flush_iov(o);
 }
