@@ -99,4 +99,6 @@ clean:
 	rm -rf build build-san build-fuzz
 
 .PHONY: all deps demo check bench fuzz fuzz-build clean
+# Keep objects that pattern rules build on the way (unit tests, fuzz).
+.SECONDARY:
 -include $(shell find build build-san build-fuzz -name '*.d' 2>/dev/null)
