@@ -2,16 +2,17 @@
  * pkt.h - the packet as it travels through the pipeline, and the batch.
  *
  * Ownership: a packet's data points into its input's read buffer (or a
- * scratch area of the input).  It is valid, and writable, until the
- * input is asked for its next batch.  Readers guarantee at least
- * WEIR_HEADROOM writable bytes before every packet's data that overlap
- * no other packet's data (they hold the packet's own record header, a
- * previous block's trailer or the buffer's spare front), so writers may
- * lay down their own record header there and a record is one contiguous
- * span (see outputs/pcap.c), even when every packet of a batch is
- * written that way before one writev().  16 is what classic pcap gives:
- * its record header is 16 bytes.  Nothing may keep a pointer into a
- * packet after its packet() call returns: copy what you keep.
+ * scratch area of the input).  It is valid, and writable by stages, until
+ * the input is asked for its next batch.  Readers guarantee at least
+ * WEIR_HEADROOM bytes before every packet's data that overlap no other
+ * packet's data (they hold the packet's own record header, a previous
+ * block's trailer or the buffer's spare front).  The pcap writer reads
+ * them: when they already are the record header it would write, the
+ * record is written in place, as one contiguous span with its
+ * neighbours (see outputs/pcap.c).  Outputs never write into packet
+ * memory.  16 is what classic pcap gives: its record header is 16 bytes.
+ * Nothing may keep a pointer into a packet after its packet() call
+ * returns: copy what you keep.
  */
 #ifndef WEIR_PKT_H
 #define WEIR_PKT_H
