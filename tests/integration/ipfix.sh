@@ -136,6 +136,29 @@ is "$got" "$(date -u -d "@${first%.*}" +%H:%M:%S).${first#*.}" \
     "tshark: the earliest flowStartNanoseconds is the first packet's time to the ns"
 
 
+# --- UDP template refresh (RFC 7011 section 8.4), in packet time: over a
+# 20 s trace exporting all along, template_refresh 1 resends the templates
+# about once a second; 3600 sends them once, at the start ---
+python3 "$GENTRACE" --packets 20000 --seed 3 --rate-pps 1000 --out "$T/r20.pcap" --quiet
+dur=$(capinfos -u "$T/r20.pcap" | sed -n 's/.*duration: *\([0-9]*\).*/\1/p')
+for r in 1 3600; do
+	P=$((BASE + 6 + r % 2))
+	python3 "$TOOLS/ipfix_udpcol.py" "$P" "$T/refresh$r.pcap" 2 &
+	UCP=$!
+	PIDS+=("$UCP")
+	sleep 0.5
+	conf refresh$r "$T/r20.pcap" "{\"type\": \"ipfix\", \"transport\": \"udp\", \"collector\": \"127.0.0.1:$P\", \"idle_timeout\": 1, \"template_refresh\": $r}"
+	weir_ok refresh$r --config "$T/refresh$r.json"
+	wait "$UCP" 2>/dev/null
+	tm[$r]=$(tsh "$T/refresh$r.pcap" -d "udp.port==$P,cflow" -Y 'cflow.flowset_id == 2' -T fields -e frame.number | wc -l)
+done
+is "${tm[3600]}" 1 "template_refresh 3600: the templates are sent once, first"
+if [ "${tm[1]}" -ge $((dur - 3)) ] && [ "${tm[1]}" -le $((dur + 2)) ]; then
+	pass "template_refresh 1: ${tm[1]} template messages over a ${dur} s trace"
+else
+	fail "template_refresh 1: about one template message a second" "${tm[1]} over ${dur} s"
+fi
+
 # --- UDP to nfcapd ---
 P=$((BASE + 1))
 rm -rf "$T/nf"
