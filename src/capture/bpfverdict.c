@@ -64,7 +64,6 @@
 #include "capture/bpfverdict.h"
 #include "capture/stages/bpfcache.h"
 
-#define SNAPLEN		262144
 #define MAXOFF		65535		/* loads beyond: uncacheable */
 #define MAXLOC		64		/* fields per link type */
 #define MAXVAR		64		/* (field, mask) variants */
@@ -282,26 +281,6 @@ hashbytes(const uint8_t *k, size_t n, uint64_t seed)
 /* Compilation */
 
 /* As bpfcache.c: optimised, netmask 0, unoptimised when refused. */
-static int
-compile_lt(uint16_t linktype, const char *expr, struct bpf_program *prog,
-    char *ebuf, size_t elen)
-{
-	pcap_t *pd;
-	int rc;
-
-	if ((pd = pcap_open_dead(bpfcache_dlt(linktype), SNAPLEN)) == NULL) {
-		snprintf(ebuf, elen, "out of memory");
-		return -ENOMEM;
-	}
-	rc = pcap_compile(pd, prog, expr, 1, 0);
-	if (rc < 0) {
-		snprintf(ebuf, elen, "%s", pcap_geterr(pd));
-		rc = pcap_compile(pd, prog, expr, 0, 0);
-	}
-	pcap_close(pd);
-	return rc < 0 ? -WEIR_ECONFIG : 0;
-}
-
 int
 bpfv_check(const char *expr, struct weir_err *err)
 {
@@ -309,7 +288,7 @@ bpfv_check(const char *expr, struct weir_err *err)
 	char ebuf[PCAP_ERRBUF_SIZE];
 	const char *msg = ebuf;
 
-	if (compile_lt(WEIR_LT_EN10MB, expr, &prog, ebuf, sizeof(ebuf)) < 0) {
+	if (bpfcache_compile(DLT_EN10MB, expr, &prog, ebuf, sizeof(ebuf)) < 0) {
 		if (strncmp(msg, "can't parse filter expression: ", 31) == 0)
 			msg += 31;
 		return weir_seterr(err, -WEIR_ECONFIG, "%s", msg);
@@ -335,7 +314,8 @@ slot_compile(struct ltctx *l, unsigned s, const char *expr)
 	char ebuf[PCAP_ERRBUF_SIZE];
 	int rc;
 
-	rc = compile_lt(l->linktype, expr, &prog, ebuf, sizeof(ebuf));
+	rc = bpfcache_compile(bpfcache_dlt(l->linktype), expr, &prog, ebuf,
+	    sizeof(ebuf));
 	if (rc == -ENOMEM)
 		return rc;
 	slot_free(l, s);

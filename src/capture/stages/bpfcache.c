@@ -41,9 +41,9 @@ bpfcache_dlt(uint16_t linktype)
  * valid filter for us (one of several link types), so fall back to the
  * unoptimised program, which gives the same verdicts.
  */
-static int
-compile_dlt(int dlt, const char *expr, struct bpf_program *prog, char *ebuf,
-    size_t elen)
+int
+bpfcache_compile(int dlt, const char *expr, struct bpf_program *prog,
+    char *ebuf, size_t elen)
 {
 	pcap_t *pd;
 	int rc;
@@ -71,7 +71,7 @@ bpfcache_check(const char *mod, const char *key, const char *expr,
 
 	if (expr[0] == '\0')
 		return 0;
-	if (compile_dlt(DLT_EN10MB, expr, &prog, ebuf, sizeof(ebuf)) < 0) {
+	if (bpfcache_compile(DLT_EN10MB, expr, &prog, ebuf, sizeof(ebuf)) < 0) {
 		/* Keep libpcap's reason, drop its generic prefix. */
 		msg = ebuf;
 		if (strncmp(msg, "can't parse filter expression: ", 31) == 0)
@@ -106,7 +106,7 @@ add(struct bpfcache *c, uint16_t linktype)
 	e = &c->e[c->n];
 	memset(e, 0, sizeof(*e));
 	e->linktype = linktype;
-	if (compile_dlt(bpfcache_dlt(linktype), c->expr, &e->prog, ebuf,
+	if (bpfcache_compile(bpfcache_dlt(linktype), c->expr, &e->prog, ebuf,
 	    sizeof(ebuf)) == 0)
 		e->state = BPFC_OK;
 	else {

@@ -79,5 +79,12 @@ void	bpfcache_free(struct bpfcache *c);
 
 /* The libpcap DLT_* value for a LINKTYPE_* value. */
 int	bpfcache_dlt(uint16_t linktype);
+/*
+ * Compile expr for DLT dlt (optimised, or unoptimised when the optimiser
+ * proves it rejects everything); 0, -ENOMEM or -WEIR_ECONFIG with
+ * libpcap's reason in ebuf.
+ */
+int	bpfcache_compile(int dlt, const char *expr, struct bpf_program *prog,
+	    char *ebuf, size_t elen);
 
 #endif
