@@ -23,6 +23,7 @@
 #include "weir/pkt.h"
 
 struct weir_input;
+struct rbuf_ra;
 
 struct weir_input_ops {
 	const char	*name;		/* "pcap", "pcapng", "erf" */
@@ -64,6 +65,7 @@ struct weir_input {
 	uint64_t	 lost;		/* losses the file reports (ERF lctr) */
 	struct weir_err	 err;
 	void		*priv;		/* format state */
+	struct rbuf_ra	*ra;		/* read-ahead thread, or NULL */
 };
 
 /* Registry of readers, in probe order. */
@@ -103,6 +105,18 @@ weir_rbuf_avail(const struct weir_input *in)
 	return in->len - in->pos;
 }
 long	weir_rbuf_fill(struct weir_input *in, size_t need);
+/*
+ * Read-ahead: a thread reads the next WEIR_RBUF_SIZE bytes of the file
+ * into a second buffer while the pipeline works on the first, and
+ * weir_rbuf_fill() swaps the two (copying only the unparsed tail).  For
+ * large regular files, where the kernel copy of read() is a good part of
+ * a plain copy's cost.  Call once the format header is read, when no
+ * pointer into the buffer is held; returns 0 if started, 1 if not worth
+ * it (small file, pipe), or a negative code.  weir_rbuf_stop() joins the
+ * thread and frees its buffer (input close does it).
+ */
+int	weir_rbuf_readahead(struct weir_input *in);
+void	weir_rbuf_stop(struct weir_input *in);
 /* Current file offset of in->base[in->pos]. */
 static inline uint64_t
 weir_rbuf_off(const struct weir_input *in)

@@ -104,6 +104,7 @@ input_release(struct weir_input *in)
 	if (in->ops != NULL && in->ops->close != NULL)
 		in->ops->close(in);
 	in->ops = NULL;
+	weir_rbuf_stop(in);
 	free(in->priv);
 	in->priv = NULL;
 	free(in->buf);
@@ -175,6 +176,12 @@ weir_input_open_fd(struct weir_input *in, int fd, const char *name,
 	if ((rc = in->ops->open(in)) < 0) {
 		if (err != NULL)
 			*err = in->err;
+		goto fail;
+	}
+	/* Large regular files: read the next MiB on the other core. */
+	if ((rc = weir_rbuf_readahead(in)) < 0) {
+		rc = weir_seterr(err, rc, "file '%s': read-ahead: %s",
+		    in->path, strerror(-rc));
 		goto fail;
 	}
 	return 0;
