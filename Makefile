@@ -37,7 +37,7 @@ CAP_OBJ	 = $(CAP_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BIN = $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
 
-all: $(BUILD)/weir-capture $(UNIT_BIN) $(TOOL_BIN)
+all: $(BUILD)/weir-capture $(BUILD)/weir-tap $(UNIT_BIN) $(TOOL_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -50,6 +50,10 @@ $(BUILD)/libcapture.a: $(CAP_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/weir-capture: $(BUILD)/src/capture/main.o $(BUILD)/libcapture.a \
+    $(BUILD)/libweir.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/weir-tap: $(BUILD)/src/tap/main.o $(BUILD)/libcapture.a \
     $(BUILD)/libweir.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

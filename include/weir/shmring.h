@@ -48,6 +48,12 @@
 #define WEIR_RING_MINSIZE	(64u << 10)
 #define WEIR_RING_MAXSIZE	(1u << 30)
 #define WEIR_RING_MAXIFACES	16
+/*
+ * flags: the producer captures live, so an idle ring means idle time
+ * (the consumer runs its timers on the wall clock); without it the
+ * producer replays a file, and only packet time counts.
+ */
+#define WEIR_RING_LIVE		0x1u
 
 /* Record header; the packet's bytes follow it. */
 struct weir_ring_rec {
@@ -74,8 +80,9 @@ struct weir_ring_hdr {
 	uint32_t	version;
 	uint64_t	size;		/* data area bytes (power of two) */
 	uint32_t	niface;
-	uint32_t	pad0;
+	uint32_t	flags;		/* WEIR_RING_LIVE */
 	struct weir_ring_iface iface[WEIR_RING_MAXIFACES];
+	char		source[64];	/* what feeds it, for messages */
 
 	/* written by the producer */
 	_Alignas(64) _Atomic uint64_t head;	/* bytes published */
@@ -116,6 +123,8 @@ struct weir_ring {
 
 	/* consumer side (private) */
 	uint64_t	 rpos;		/* next record to read */
+	uint32_t	 flags;
+	char		 source[64];
 	uint32_t	 niface;	/* the table, copied and checked */
 	struct weir_ring_iface iface[WEIR_RING_MAXIFACES];
 };
@@ -166,5 +175,19 @@ void	weir_ring_finish(struct weir_ring *r);
 int	weir_ring_read(struct weir_ring *r, struct weir_pkt *pkts,
 	    unsigned max, int timeout_ms, const uint16_t *ifmap,
 	    struct weir_err *err);
+
+
+/*
+ * The consumer end as a trace input (src/lib/ring/ring_input.c): the
+ * pipeline reads a ring like a file.  fd is the memfd the producer
+ * passed; the input owns it from then on.  On a live ring next_batch
+ * returns -EAGAIN after WEIR_RING_IDLE_MS without packets, so the
+ * pipeline can run its timers; weir_input's `lost` is the producer's
+ * full_drops for this ring.
+ */
+#define WEIR_RING_IDLE_MS	100
+struct weir_input;
+int	weir_input_open_ring(struct weir_input *in, int fd, unsigned index,
+	    struct weir_ifaces *ifaces, struct weir_err *err);
 
 #endif

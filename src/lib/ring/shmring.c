@@ -154,6 +154,9 @@ weir_ring_attach(struct weir_ring *r, int fd, struct weir_err *err)
 		return rc;
 	r->fd = fd;
 	r->niface = h.niface;
+	r->flags = h.flags;
+	memcpy(r->source, h.source, sizeof(r->source));
+	r->source[sizeof(r->source) - 1] = '\0';
 	memcpy(r->iface, h.iface, sizeof(r->iface));
 	for (i = 0; i < r->niface; i++)
 		r->iface[i].name[sizeof(r->iface[i].name) - 1] = '\0';

@@ -1,0 +1,669 @@
+/*
+ * weir-tap - one capture, many tenants.
+ *
+ * weir-tap reads packets once (trace files now; live interfaces through
+ * the same input contract), finds for every packet the tenants whose
+ * filter accepts it with one cached lookup over all their BPF programs
+ * (bpfverdict.h), and copies to each such tenant only the bytes it may
+ * see into that tenant's shared-memory ring (shmring.h).  Each tenant is
+ * its own weir-capture process, started here, reading its ring as its
+ * input and running its own pipeline and outputs.  So:
+ *
+ *  - a tenant sees only what its filter (and the node policy's snaplen)
+ *    gives it: nothing else is ever copied into its ring;
+ *  - a slow, stalled or crashed tenant fills only its own ring; weir-tap
+ *    never waits for a tenant, drops what does not fit and counts it
+ *    (ring full_drops, or tenant_down once its process is gone);
+ *  - the cost of N tenants is one verdict lookup per packet plus one copy
+ *    per tenant that takes the packet, not N filter runs.
+ *
+ * The design, the alternative (a kernel socket per tenant, as GIMS) and
+ * the measurements: docs/tap.md.
+ */
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "weir/input.h"
+#include "weir/log.h"
+#include "weir/shmring.h"
+#include "capture/bpfverdict.h"
+#include "capture/pipeline.h"
+
+#define EXIT_RUNTIME	1
+#define EXIT_USAGE	2
+
+#define TAP_MAX_TENANTS	256
+#define TAP_RING_MB	8
+#define TAP_STOP_WAIT	10	/* seconds a tenant gets to finish */
+/* The tenant's ring is this descriptor in its process. */
+#define TENANT_RING_FD	3
+#define TENANT_CONF_FD	4
+
+struct tenant {
+	char		 name[128];
+	json_t		*exp;		/* the tenant's document, checked */
+	char		*expr;		/* its filter ("" = all) */
+	uint32_t	 copy;		/* bytes of a packet it may get */
+	struct weir_ring ring;
+	pid_t		 pid;
+	int		 status;	/* wait status once gone */
+	int		 gone;
+	uint64_t	 down_drops;	/* packets for it after it died */
+	unsigned	 touched;	/* batch number of its last put */
+};
+
+struct tap {
+	struct tenant	*t;
+	unsigned	 nt;
+	struct bpfv	*v;
+	struct weir_ifaces ifaces;
+	struct weir_input inputs[WEIR_MAX_INPUTS];
+	unsigned	 ninputs;
+	struct weir_merge merge;
+	const char	*capture;	/* the weir-capture binary */
+	const char	*policy_path;
+	const char	*summaries;	/* directory for tenant summaries */
+	size_t		 ring_bytes;
+	uint64_t	 read;		/* packets read */
+	uint64_t	 unclaimed;	/* packets no tenant's filter took */
+	uint64_t	 copies;	/* packets put in rings */
+	uint64_t	 late_iface;	/* copies not made: interface found
+					   after the rings were made */
+};
+
+static volatile sig_atomic_t stop_flag, child_flag;
+
+static void
+on_signal(int sig)
+{
+	if (sig == SIGCHLD)
+		child_flag = 1;
+	else
+		stop_flag = 1;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: weir-tap [-qv] -r file... [--ring-size MB] [--capture path]\n"
+"                [--policy policy.json] [--summary file]\n"
+"                [--tenant-summaries dir] tenant.json...\n");
+}
+
+static json_t *
+load_json(const char *path, const char *what)
+{
+	json_error_t je;
+	json_t *j;
+
+	j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	if (j == NULL) {
+		if (je.line < 1)
+			log_err("%s '%s': %s", what, path, je.text);
+		else
+			log_err("%s '%s': line %d column %d: %s", what, path,
+			    je.line, je.column, je.text);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		log_err("%s '%s': must be a JSON object", what, path);
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+/*
+ * The bytes of each packet a tenant may get: everything, unless the
+ * document cuts packets to a snaplen (its own, or the node policy's,
+ * which weir_exp_check has turned into a truncate stage) and no stage
+ * before that cut needs more of the packet: checksum verification reads
+ * the whole packet, and headers-only truncation must see the headers it
+ * keeps.  The filter runs here on the whole packet, as captured.
+ */
+static uint32_t
+copy_bound(const json_t *exp)
+{
+	const json_t *st, *s;
+	const char *type;
+	json_int_t snap;
+	size_t i;
+
+	st = json_object_get(exp, "stages");
+	json_array_foreach(st, i, s) {
+		type = json_string_value(json_object_get(s, "type"));
+		if (type == NULL || strcmp(type, "checksum") == 0)
+			return UINT32_MAX;
+		if (strcmp(type, "truncate") != 0)
+			continue;
+		if (json_is_true(json_object_get(s, "headers_only")))
+			return UINT32_MAX;
+		snap = json_integer_value(json_object_get(s, "snaplen"));
+		return snap > 0 ? (uint32_t)snap : UINT32_MAX;
+	}
+	return UINT32_MAX;
+}
+
+static int
+tenant_load(struct tap *tp, struct tenant *t, const char *path,
+    const json_t *policy)
+{
+	struct weir_err err = { "" };
+	const json_t *s0;
+	const char *name, *type, *expr = "";
+	unsigned i;
+
+	if ((t->exp = load_json(path, "tenant")) == NULL)
+		return -1;
+	if (json_object_get(t->exp, "inputs") != NULL) {
+		log_err("tenant '%s': has 'inputs': weir-tap gives every "
+		    "tenant its packets", path);
+		return -1;
+	}
+	json_object_set_new(t->exp, "inputs", json_pack("[{s:i}]", "ring_fd",
+	    TENANT_RING_FD));
+	if (weir_exp_check(t->exp, policy, &err) < 0) {
+		log_err("tenant '%s': %s", path, err.msg);
+		return -1;
+	}
+	name = json_string_value(json_object_get(t->exp, "name"));
+	snprintf(t->name, sizeof(t->name), "%s", name ? name : "weir");
+	for (i = 0; t != &tp->t[i]; i++)
+		if (strcmp(tp->t[i].name, t->name) == 0) {
+			log_err("tenant '%s': name '%s' is already taken by "
+			    "another tenant", path, t->name);
+			return -1;
+		}
+	s0 = json_array_get(json_object_get(t->exp, "stages"), 0);
+	type = json_string_value(json_object_get(s0, "type"));
+	if (type != NULL && strcmp(type, "filter") == 0)
+		expr = json_string_value(json_object_get(s0, "expr"));
+	if ((t->expr = strdup(expr ? expr : "")) == NULL)
+		return -1;
+	t->copy = copy_bound(t->exp);
+	return 0;
+}
+
+static int
+tenant_ring(struct tap *tp, struct tenant *t)
+{
+	struct weir_err err = { "" };
+	const struct weir_iface *f;
+	unsigned i;
+
+	if (weir_ring_create(&t->ring, t->name, tp->ring_bytes, &err) < 0) {
+		log_err("tenant '%s': %s", t->name, err.msg);
+		return -1;
+	}
+	for (i = 0; i < tp->ifaces.n; i++) {
+		f = &tp->ifaces.v[i];
+		if (weir_ring_add_iface(&t->ring, f->linktype, f->snaplen <
+		    t->copy ? f->snaplen : t->copy, f->tsresol, f->name) < 0) {
+			log_err("tenant '%s': more than %d interfaces",
+			    t->name, WEIR_RING_MAXIFACES);
+			return -1;
+		}
+	}
+	/* The name the tenant's messages and metadata give its input. */
+	snprintf(t->ring.hdr->source, sizeof(t->ring.hdr->source),
+	    "weir-tap:%.50s", tp->ninputs ? tp->inputs[0].path : "");
+	return 0;
+}
+
+/* Start the tenant's weir-capture on its ring. */
+static int
+tenant_start(struct tap *tp, struct tenant *t)
+{
+	char summary[PATH_MAX];
+	char *doc;
+	size_t len;
+	int cfd;
+	pid_t pid;
+
+	doc = json_dumps(t->exp, JSON_COMPACT);
+	cfd = memfd_create("tenant-config", MFD_CLOEXEC);
+	if (doc == NULL || cfd < 0) {
+		log_err("tenant '%s': config: %s", t->name, strerror(errno));
+		free(doc);
+		return -1;
+	}
+	len = strlen(doc);
+	if (write(cfd, doc, len) != (ssize_t)len) {
+		log_err("tenant '%s': config: %s", t->name, strerror(errno));
+		free(doc);
+		close(cfd);
+		return -1;
+	}
+	free(doc);
+	if (tp->summaries != NULL)
+		snprintf(summary, sizeof(summary), "%s/%s.summary.json",
+		    tp->summaries, t->name);
+	fflush(NULL);
+	if ((pid = fork()) < 0) {
+		log_err("tenant '%s': fork: %s", t->name, strerror(errno));
+		close(cfd);
+		return -1;
+	}
+	if (pid == 0) {
+		char *argv[12];
+		int n = 0;
+
+		/* A tenant never outlives weir-tap. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		signal(SIGINT, SIG_IGN);	/* weir-tap ends us */
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGCHLD, SIG_DFL);
+		int rfd, cf;
+
+		/* Out of the way first: either may be 3 or 4 already. */
+		rfd = fcntl(t->ring.fd, F_DUPFD, 10);
+		cf = fcntl(cfd, F_DUPFD, 10);
+		if (rfd < 0 || cf < 0 || dup2(rfd, TENANT_RING_FD) < 0 ||
+		    dup2(cf, TENANT_CONF_FD) < 0)
+			_exit(EXIT_RUNTIME);
+		close(rfd);
+		close(cf);
+		lseek(TENANT_CONF_FD, 0, SEEK_SET);
+		argv[n++] = (char *)(uintptr_t)"weir-capture";
+		argv[n++] = (char *)(uintptr_t)"-q";
+		argv[n++] = (char *)(uintptr_t)"--config";
+		argv[n++] = (char *)(uintptr_t)"/dev/fd/4";
+		if (tp->summaries != NULL) {
+			argv[n++] = (char *)(uintptr_t)"--summary";
+			argv[n++] = summary;
+		}
+		argv[n] = NULL;
+		execv(tp->capture, argv);
+		fprintf(stderr, "weir-tap: tenant '%s': exec '%s': %s\n",
+		    t->name, tp->capture, strerror(errno));
+		_exit(127);
+	}
+	close(cfd);
+	t->pid = pid;
+	return 0;
+}
+
+/* Reap tenants that ended; say so once each. */
+static void
+reap(struct tap *tp, int block)
+{
+	unsigned i;
+	pid_t pid;
+	int st;
+
+	for (;;) {
+		pid = waitpid(-1, &st, block ? 0 : WNOHANG);
+		if (pid <= 0)
+			return;
+		for (i = 0; i < tp->nt; i++) {
+			if (tp->t[i].pid != pid)
+				continue;
+			tp->t[i].gone = 1;
+			tp->t[i].status = st;
+			if (!block && !stop_flag)
+				log_err("tenant '%s' (pid %d) ended early: %s "
+				    "%d; its packets are now dropped and "
+				    "counted", tp->t[i].name, (int)pid,
+				    WIFSIGNALED(st) ? "signal" : "status",
+				    WIFSIGNALED(st) ? WTERMSIG(st) :
+				    WEXITSTATUS(st));
+		}
+	}
+}
+
+static int
+tap_run(struct tap *tp)
+{
+	struct weir_pkt *ptrs[WEIR_BATCH_MAX];
+	struct weir_pkt *p;
+	struct tenant *t;
+	uint64_t *bits, w;
+	unsigned n, i, k, words, batch = 0, nt;
+	uint32_t len;
+	unsigned touched[TAP_MAX_TENANTS];
+
+	words = bpfv_words(tp->v);
+	bits = calloc((size_t)WEIR_BATCH_MAX * words, sizeof(*bits));
+	if (bits == NULL)
+		return -ENOMEM;
+	while (!stop_flag) {
+		if (child_flag) {
+			child_flag = 0;
+			reap(tp, 0);
+		}
+		n = weir_merge_next(&tp->merge, ptrs, WEIR_BATCH_MAX);
+		if (n == 0)
+			break;
+		batch++;
+		tp->read += n;
+		bpfv_eval_batch(tp->v, ptrs, n, bits);
+		nt = 0;
+		for (i = 0; i < n; i++) {
+			p = ptrs[i];
+			w = 0;
+			for (k = 0; k < words; k++)
+				w |= bits[i * words + k];
+			if (w == 0) {
+				tp->unclaimed++;
+				continue;
+			}
+			for (k = 0; k < words; k++) {
+				w = bits[i * words + k];
+				while (w != 0) {
+					t = &tp->t[k * 64 +
+					    (unsigned)__builtin_ctzll(w)];
+					w &= w - 1;
+					if (t->gone) {
+						t->down_drops++;
+						continue;
+					}
+					if (p->iface >= t->ring.hdr->niface) {
+						/* an interface that appeared
+						   after the ring was made */
+						tp->late_iface++;
+						continue;
+					}
+					len = p->caplen < t->copy ? p->caplen :
+					    t->copy;
+					if (weir_ring_put(&t->ring, p->data, len,
+					    p->wirelen, p->ts, p->iface,
+					    p->dir) == 0)
+						tp->copies++;
+					if (t->touched != batch) {
+						t->touched = batch;
+						touched[nt++] =
+						    (unsigned)(t - tp->t);
+					}
+				}
+			}
+		}
+		for (i = 0; i < nt; i++)
+			weir_ring_publish(&tp->t[touched[i]].ring);
+	}
+	free(bits);
+	return 0;
+}
+
+/* End every ring; give tenants TAP_STOP_WAIT seconds, then kill. */
+static void
+tap_end(struct tap *tp)
+{
+	struct timespec ts = { 0, 50 * 1000 * 1000 };
+	unsigned i, left, waited;
+
+	for (i = 0; i < tp->nt; i++)
+		if (tp->t[i].ring.hdr != NULL)
+			weir_ring_finish(&tp->t[i].ring);
+	for (waited = 0; waited < TAP_STOP_WAIT * 20; waited++) {
+		reap(tp, 0);
+		for (i = left = 0; i < tp->nt; i++)
+			left += tp->t[i].pid > 0 && !tp->t[i].gone;
+		if (left == 0)
+			return;
+		nanosleep(&ts, NULL);
+	}
+	for (i = 0; i < tp->nt; i++)
+		if (tp->t[i].pid > 0 && !tp->t[i].gone) {
+			log_err("tenant '%s' (pid %d) did not finish in %d s: "
+			    "killed", tp->t[i].name, (int)tp->t[i].pid,
+			    TAP_STOP_WAIT);
+			kill(tp->t[i].pid, SIGKILL);
+		}
+	reap(tp, 1);
+}
+
+static json_t *
+tap_stats(const struct tap *tp)
+{
+	const struct tenant *t;
+	json_t *o, *a, *x;
+	unsigned i;
+	int st;
+
+	a = json_array();
+	for (i = 0; i < tp->nt; i++) {
+		t = &tp->t[i];
+		st = t->status;
+		x = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I}", "name", t->name,
+		    "filter", t->expr,
+		    "copy_bytes", (json_int_t)(t->copy == UINT32_MAX ? 0 :
+		    t->copy),
+		    "matched", (json_int_t)(t->ring.hdr->offered +
+		    t->down_drops),
+		    "written", (json_int_t)t->ring.hdr->written,
+		    "ring_full_drops", (json_int_t)t->ring.hdr->full_drops,
+		    "tenant_down_drops", (json_int_t)t->down_drops);
+		if (t->gone && WIFEXITED(st))
+			json_object_set_new(x, "exit_status",
+			    json_integer(WEXITSTATUS(st)));
+		else if (t->gone && WIFSIGNALED(st))
+			json_object_set_new(x, "killed_by_signal",
+			    json_integer(WTERMSIG(st)));
+		json_array_append_new(a, x);
+	}
+	o = json_pack("{s:I,s:I,s:I,s:I,s:o}", "read", (json_int_t)tp->read,
+	    "unclaimed", (json_int_t)tp->unclaimed,
+	    "copies", (json_int_t)tp->copies,
+	    "late_interface_drops", (json_int_t)tp->late_iface,
+	    "tenants", a);
+	return o;
+}
+
+/* weir-capture next to this binary, unless told otherwise. */
+static const char *
+default_capture(void)
+{
+	static char path[PATH_MAX];
+	ssize_t n;
+	char *s;
+
+	n = readlink("/proc/self/exe", path, sizeof(path) - 32);
+	if (n <= 0)
+		return "weir-capture";
+	path[n] = '\0';
+	if ((s = strrchr(path, '/')) == NULL)
+		return "weir-capture";
+	strcpy(s + 1, "weir-capture");
+	return path;
+}
+
+enum { OPT_RING = 256, OPT_CAPTURE, OPT_POLICY, OPT_SUMMARY, OPT_TSUM,
+    OPT_HELP };
+
+static const struct option longopts[] = {
+	{ "ring-size",	required_argument, NULL, OPT_RING },
+	{ "capture",	required_argument, NULL, OPT_CAPTURE },
+	{ "policy",	required_argument, NULL, OPT_POLICY },
+	{ "summary",	required_argument, NULL, OPT_SUMMARY },
+	{ "tenant-summaries", required_argument, NULL, OPT_TSUM },
+	{ "help",	no_argument,	   NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 }
+};
+
+int
+main(int argc, char **argv)
+{
+	static struct tap tap;
+	struct tap *tp = &tap;
+	struct weir_err err = { "" };
+	struct sigaction sa;
+	const char *rfiles[WEIR_MAX_INPUTS], *summary = NULL;
+	json_t *policy = NULL, *stats;
+	unsigned nr = 0, i;
+	int ch, verbosity = WEIR_LOG_WARN, status = 0, quiet = 0;
+	long mb = TAP_RING_MB;
+	char *end;
+
+	tp->capture = default_capture();
+	while ((ch = getopt_long(argc, argv, "qr:v", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'q':
+			quiet = 1;
+			break;
+		case 'r':
+			if (nr == WEIR_MAX_INPUTS) {
+				fprintf(stderr, "weir-tap: at most %d inputs\n",
+				    WEIR_MAX_INPUTS);
+				return EXIT_USAGE;
+			}
+			rfiles[nr++] = optarg;
+			break;
+		case 'v':
+			verbosity++;
+			break;
+		case OPT_RING:
+			errno = 0;
+			mb = strtol(optarg, &end, 10);
+			if (errno || *end != '\0' || mb < 1 || mb > 1024) {
+				fprintf(stderr, "weir-tap: option --ring-size: "
+				    "'%s' must be a number of MiB in 1..1024\n",
+				    optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case OPT_CAPTURE:
+			tp->capture = optarg;
+			break;
+		case OPT_POLICY:
+			tp->policy_path = optarg;
+			break;
+		case OPT_SUMMARY:
+			summary = optarg;
+			break;
+		case OPT_TSUM:
+			tp->summaries = optarg;
+			break;
+		case OPT_HELP:
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	weir_log_init("weir-tap", verbosity);
+	tp->ring_bytes = (size_t)mb << 20;
+	if (nr == 0 || optind == argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (argc - optind > TAP_MAX_TENANTS) {
+		log_err("%d tenants: at most %d", argc - optind,
+		    TAP_MAX_TENANTS);
+		return EXIT_USAGE;
+	}
+	if (tp->policy_path != NULL &&
+	    (policy = load_json(tp->policy_path, "policy")) == NULL)
+		return EXIT_USAGE;
+
+	/* Tenants first: a bad document stops everything before a read. */
+	tp->t = calloc((size_t)(argc - optind), sizeof(*tp->t));
+	if (tp->t == NULL)
+		return EXIT_RUNTIME;
+	for (i = 0; i < (unsigned)(argc - optind); i++) {
+		tp->nt = i + 1;
+		tp->t[i].ring.fd = -1;
+		if (tenant_load(tp, &tp->t[i], argv[optind + i], policy) < 0)
+			return EXIT_USAGE;
+	}
+	if (bpfv_create(&tp->v, tp->nt, BPFV_DEFAULT_ENTRIES, &err) < 0) {
+		log_err("%s", err.msg);
+		return EXIT_RUNTIME;
+	}
+	for (i = 0; i < tp->nt; i++)
+		if (bpfv_set(tp->v, i, tp->t[i].expr, &err) < 0) {
+			log_err("tenant '%s': filter: %s", tp->t[i].name,
+			    err.msg);
+			return EXIT_USAGE;
+		}
+
+	for (i = 0; i < nr; i++) {
+		if (weir_input_open(&tp->inputs[i], rfiles[i], i, &tp->ifaces,
+		    &err) < 0) {
+			log_err("%s", err.msg);
+			return EXIT_RUNTIME;
+		}
+		tp->ninputs = i + 1;
+	}
+	if (weir_merge_init(&tp->merge, tp->inputs, tp->ninputs) < 0) {
+		log_err("out of memory");
+		return EXIT_RUNTIME;
+	}
+	for (i = 0; i < tp->ifaces.n; i++)
+		if (bpfv_add_linktype(tp->v, tp->ifaces.v[i].linktype) < 0) {
+			log_err("out of memory");
+			return EXIT_RUNTIME;
+		}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_flags = SA_NOCLDSTOP;
+	sigaction(SIGCHLD, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	for (i = 0; i < tp->nt; i++)
+		if (tenant_ring(tp, &tp->t[i]) < 0 ||
+		    tenant_start(tp, &tp->t[i]) < 0) {
+			status = EXIT_RUNTIME;
+			goto end;
+		}
+	if (tap_run(tp) < 0)
+		status = EXIT_RUNTIME;
+	for (i = 0; i < tp->merge.n; i++)
+		if (tp->merge.src[i].error) {
+			log_err("%s", tp->inputs[i].err.msg);
+			status = EXIT_RUNTIME;
+		}
+end:
+	tap_end(tp);
+	for (i = 0; i < tp->nt; i++) {
+		const struct tenant *t = &tp->t[i];
+
+		if (t->pid > 0 && (!WIFEXITED(t->status) ||
+		    WEXITSTATUS(t->status) != 0))
+			status = EXIT_RUNTIME;
+	}
+	stats = tap_stats(tp);
+	if (summary != NULL && json_dump_file(stats, summary,
+	    JSON_INDENT(2)) != 0) {
+		log_err("summary '%s': cannot write", summary);
+		status = EXIT_RUNTIME;
+	}
+	if (!quiet)
+		fprintf(stderr, "%llu packets read, %llu copies to %u tenants, "
+		    "%llu taken by no tenant\n",
+		    (unsigned long long)tp->read,
+		    (unsigned long long)tp->copies, tp->nt,
+		    (unsigned long long)tp->unclaimed);
+	json_decref(stats);
+	for (i = 0; i < tp->nt; i++) {
+		weir_ring_close(&tp->t[i].ring);
+		json_decref(tp->t[i].exp);
+		free(tp->t[i].expr);
+	}
+	free(tp->t);
+	bpfv_destroy(tp->v);
+	weir_merge_free(&tp->merge);
+	for (i = 0; i < tp->ninputs; i++)
+		weir_input_close(&tp->inputs[i]);
+	json_decref(policy);
+	return status;
+}
