@@ -5,9 +5,16 @@
  *
  * Layout: DIR/YYYY/MM/DD/UUID.pcap[.zst] (UTC date of the flow's first
  * packet), UUIDv7 names, and DIR/YYYY/MM/DD/index.jsonl with one line
- * per published file.  A file is written as .UUID.pcap.part and renamed
- * when its flow ends; its index line is appended (one write, O_APPEND)
- * only after the rename, so no index line names a missing file.
+ * per published file.  A file only gets its final name when its flow
+ * has ended and it is whole; its index line is appended only after
+ * that, so no index line names a missing file.
+ *
+ * Threads.  This file is the pipeline thread's side: flow table, pool,
+ * stream writes.  When a flow ends, its records still in memory, its
+ * open descriptor and what the index line needs go to the writer
+ * (flowpcap_writer.c) as one job; the writer thread creates, writes,
+ * compresses and publishes the file and writes the index lines, while
+ * this thread goes on with the next packets.
  *
  * Memory.  The flow table (include/weir/flow.h) holds max_flows entries,
  * each with a struct fp_flow as its user area.  Records (16-byte pcap
@@ -27,7 +34,7 @@
  * file with O_APPEND.  Buffered flows open, write, close and rename.
  *
  * Nothing is allocated per packet; per flow only the file (and the
- * index line, formatted into a fixed buffer).
+ * index line, formatted into a fixed buffer by the writer).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -52,19 +59,18 @@
 #include "weir/module.h"
 #include "weir/pkt.h"
 #include "capture/outputs/filewriter.h"
+#include "capture/outputs/flowpcap_writer.h"
 
 #define MOD		"flowpcap"
 #define NS		UINT64_C(1000000000)
 #define DAY_NS		(UINT64_C(86400) * NS)
-#define PCAP_HDR	16
-#define FILE_HDR	24
+#define PCAP_HDR	FPW_PCAP_HDR
+#define FILE_HDR	FPW_FILE_HDR
 #define MAX_SNAP	262144
-#define NONE		UINT32_MAX
+#define NONE		FPW_NONE
 #define NDAYS		4		/* cached day directories */
 #define VICTIM_SCAN	8		/* buffered flows looked at */
 #define RND_BYTES	4096
-#define ZBUF		(128 * 1024)
-#define LINE_MAX_LEN	1024
 #define NIOV		1024		/* <= IOV_MAX */
 
 /* Protocol selection bits. */
@@ -109,16 +115,11 @@ struct fp_flow {
 	uint32_t	head, tail;	/* chunk chain */
 	uint32_t	pending;	/* bytes in the chain */
 	uint32_t	npending;	/* packets in the chain */
+	uint32_t	nchunks;	/* chunks in the chain */
 	int32_t		slot;		/* open file slot, -1 if none */
 	uint16_t	linktype;
 	uint8_t		flags;
 	uint8_t		uuid[16];
-};
-
-/* Chunk header, at the start of every chunk of the pool. */
-struct chunk {
-	uint32_t	next;
-	uint32_t	used;
 };
 
 struct fp_slot {
@@ -127,10 +128,10 @@ struct fp_slot {
 	int32_t		 prev, next;	/* LRU list; -1 ends */
 };
 
+/* Day directories of stream files (the writer has its own). */
 struct fp_day {
 	int64_t		day;		/* days since the epoch, -1 unused */
 	int		dfd;		/* the directory */
-	int		ifd;		/* its index.jsonl, -1 until used */
 	uint64_t	used;		/* LRU stamp */
 	char		rel[48];	/* "YYYY/MM/DD" */
 };
@@ -150,6 +151,9 @@ struct fp_out {
 	uint32_t	 snap;
 	int		 zero, stream, compress, clevel, nano, index;
 	uint64_t	 min_packets;
+	int		 thread;		/* writer thread wanted */
+	uint32_t	 queue;			/* its ring length */
+	struct fpw	*w;
 
 	/* chunk pool */
 	uint8_t		*pool;
@@ -170,10 +174,6 @@ struct fp_out {
 
 	struct iovec	 iov[NIOV];
 	uint8_t		 fhdr[FILE_HDR];
-	ZSTD_CCtx	*zc;
-	uint8_t		*zin, *zout;
-	char		 line[LINE_MAX_LEN];
-	char		 first_error[256];
 
 	/* counters (packet-headers' metric in brackets, docs/flows.md) */
 	uint64_t	 flows_started;		/* pcap_saver_starts_total */
@@ -187,7 +187,8 @@ struct fp_out {
 	uint64_t	 skipped;		/* after capture_duration */
 	uint64_t	 lt_dropped;
 	uint64_t	 written, written_bytes, pending;
-	uint64_t	 files, write_errors, publish_errors, index_errors;
+	uint64_t	 queued;		/* packets handed to the writer */
+	uint64_t	 write_errors;		/* stream writes */
 	uint64_t	 switched, reopened, small_flows, small_packets;
 	uint64_t	 mem_bound;		/* flow table + pool */
 };
@@ -196,7 +197,7 @@ static const char *const fp_keys[] = { "type", "dir", "protocols",
 	"flow_timeout", "capture_duration", "max_header_size",
 	"zero_payload", "mode", "max_memory", "max_flows", "max_open_files",
 	"compress", "compress_level", "precision", "min_packets", "index",
-	NULL };
+	"writer_thread", "queue_length", NULL };
 static const char *const modes[] = { "buffered", "stream", NULL };
 static const char *const compressions[] = { "none", "zstd", NULL };
 static const char *const precisions[] = { "us", "ns", NULL };
@@ -236,7 +237,11 @@ fp_check(json_t *conf, const json_t *policy, struct weir_err *err)
 	    NULL, err)) < 0 ||
 	    (rc = weir_conf_int(conf, MOD, "min_packets", 1, 1, 1000000,
 	    NULL, err)) < 0 ||
-	    (rc = weir_conf_bool(conf, MOD, "index", 1, NULL, err)) < 0)
+	    (rc = weir_conf_bool(conf, MOD, "index", 1, NULL, err)) < 0 ||
+	    (rc = weir_conf_bool(conf, MOD, "writer_thread", 1, NULL,
+	    err)) < 0 ||
+	    (rc = weir_conf_int(conf, MOD, "queue_length", 1024, 1, 65536,
+	    NULL, err)) < 0)
 		return rc;
 	if ((a = json_object_get(conf, "protocols")) == NULL) {
 		json_object_set_new(conf, "protocols", json_pack("[s]",
@@ -266,64 +271,19 @@ fp_check(json_t *conf, const json_t *policy, struct weir_err *err)
 
 /* ---- small helpers ---- */
 
-static void
-put16(uint8_t *b, uint16_t v)
-{
-	memcpy(b, &v, 2);
-}
-
-static void
-put32(uint8_t *b, uint32_t v)
-{
-	memcpy(b, &v, 4);
-}
-
 static struct fp_flow *
 U(struct weir_flow *f)
 {
 	return f->user;
 }
 
-static struct chunk *
+static struct fpw_chunk *
 CH(const struct fp_out *o, uint32_t i)
 {
-	return (struct chunk *)(void *)(o->pool + (size_t)i * o->csize);
+	return (struct fpw_chunk *)(void *)(o->pool + (size_t)i * o->csize);
 }
 
-static void note_error(struct fp_out *, const char *, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-note_error(struct fp_out *o, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	/* The first error is logged; later ones are counted only. */
-	if (o->first_error[0] == '\0') {
-		log_err("%s: %s", MOD, msg);
-		snprintf(o->first_error, sizeof(o->first_error), "%s", msg);
-	}
-}
-
-/* "0190a3b2-...": 36 characters and a NUL. */
-static void
-uuid_str(const uint8_t *u, char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	int i, j = 0;
-
-	for (i = 0; i < 16; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			s[j++] = '-';
-		s[j++] = hex[u[i] >> 4];
-		s[j++] = hex[u[i] & 15];
-	}
-	s[j] = '\0';
-}
+#define note_error(o, ...)	fpw_note_error((o)->w, __VA_ARGS__)
 
 /*
  * UUIDv7 (RFC 9562): 48 bits of Unix milliseconds (the flow's first
@@ -431,7 +391,7 @@ chain_free(struct fp_out *o, struct fp_flow *u)
 	}
 	u->head = u->tail = NONE;
 	o->pending -= u->npending;
-	u->pending = u->npending = 0;
+	u->pending = u->npending = u->nchunks = 0;
 }
 
 /* ---- day directories ---- */
@@ -441,10 +401,7 @@ day_get(struct fp_out *o, uint64_t ts)
 {
 	struct fp_day *d, *lru = &o->days[0];
 	int64_t day = (int64_t)(ts / DAY_NS);
-	char yy[16], mm[32];
-	struct tm tm;
-	time_t t;
-	int i;
+	int i, rc;
 
 	for (i = 0; i < NDAYS; i++) {
 		d = &o->days[i];
@@ -458,22 +415,13 @@ day_get(struct fp_out *o, uint64_t ts)
 	d = lru;
 	if (d->dfd >= 0)
 		close(d->dfd);
-	if (d->ifd >= 0)
-		close(d->ifd);
-	d->dfd = d->ifd = -1;
+	d->dfd = -1;
 	d->day = -1;
-	t = (time_t)(day * 86400);
-	gmtime_r(&t, &tm);
-	snprintf(yy, sizeof(yy), "%04d", tm.tm_year + 1900);
-	snprintf(mm, sizeof(mm), "%s/%02d", yy, tm.tm_mon + 1);
-	snprintf(d->rel, sizeof(d->rel), "%s/%02d", mm, tm.tm_mday);
-	if ((mkdirat(o->dirfd, yy, 0750) < 0 && errno != EEXIST) ||
-	    (mkdirat(o->dirfd, mm, 0750) < 0 && errno != EEXIST) ||
-	    (mkdirat(o->dirfd, d->rel, 0750) < 0 && errno != EEXIST) ||
-	    (d->dfd = openat(o->dirfd, d->rel, O_RDONLY | O_DIRECTORY |
-	    O_CLOEXEC)) < 0) {
+	if ((rc = fpw_day_path(o->dirfd, day, d->rel, sizeof(d->rel),
+	    &d->dfd)) < 0) {
 		note_error(o, "cannot create directory '%s': %s", d->rel,
-		    strerror(errno));
+		    strerror(-rc));
+		d->dfd = -1;
 		return NULL;
 	}
 	d->day = day;
@@ -526,7 +474,8 @@ slot_release(struct fp_out *o, struct fp_flow *u)
 	if (s < 0)
 		return;
 	slot_unlink(o, s);
-	close(o->slots[s].fd);
+	if (o->slots[s].fd >= 0)
+		close(o->slots[s].fd);
 	o->slots[s].fd = -1;
 	o->slots[s].f = NULL;
 	o->slots[s].next = o->free_slot;
@@ -557,53 +506,6 @@ slot_get(struct fp_out *o, struct weir_flow *f, int fd)
 
 /* ---- writing ---- */
 
-static void
-hidden_name(const struct fp_flow *u, char *buf, size_t len, int zst)
-{
-	char us[40];
-
-	uuid_str(u->uuid, us);
-	snprintf(buf, len, ".%s.pcap%s.part", us, zst ? ".zst" : "");
-}
-
-static void
-file_header(struct fp_out *o, uint16_t linktype)
-{
-	put32(o->fhdr, o->nano ? 0xa1b23c4dU : 0xa1b2c3d4U);
-	put16(o->fhdr + 4, 2);
-	put16(o->fhdr + 6, 4);
-	put32(o->fhdr + 8, 0);
-	put32(o->fhdr + 12, 0);
-	put32(o->fhdr + 16, o->snap);
-	put32(o->fhdr + 20, linktype);
-}
-
-/* writev() all of iov[0..n), resuming short writes. */
-static int
-writev_all(int fd, struct iovec *iov, int n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		w = writev(fd, iov, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		while (n > 0 && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (uint8_t *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
-	}
-	return 0;
-}
-
 /*
  * The fd of f's hidden file: its slot, a reopened file, or a new one.
  * With keep, the fd goes into a slot; else the caller closes it
@@ -624,7 +526,7 @@ flow_fd(struct fp_out *o, struct weir_flow *f, int keep, int *fresh)
 	}
 	if ((d = day_get(o, u->first_ts)) == NULL)
 		return -EIO;
-	hidden_name(u, name, sizeof(name), 0);
+	fpw_hidden_name(u->uuid, name, sizeof(name), 0);
 	if (!(u->flags & F_FILE)) {
 		fl |= O_CREAT | O_TRUNC;
 		*fresh = 1;
@@ -670,7 +572,7 @@ flow_write(struct fp_out *o, struct weir_flow *f, int keep)
 	}
 	bytes = u->pending;
 	if (fresh) {
-		file_header(o, u->linktype);
+		fpw_file_header(o->fhdr, o->nano, o->snap, u->linktype);
 		o->iov[n].iov_base = o->fhdr;
 		o->iov[n++].iov_len = FILE_HDR;
 		bytes += FILE_HDR;
@@ -679,14 +581,14 @@ flow_write(struct fp_out *o, struct weir_flow *f, int keep)
 		o->iov[n].iov_base = CH(o, c) + 1;
 		o->iov[n++].iov_len = CH(o, c)->used;
 		if (n == NIOV || CH(o, c)->next == NONE) {
-			if ((rc = writev_all(fd, o->iov, n)) < 0)
+			if ((rc = fpw_writev_all(fd, o->iov, n)) < 0)
 				break;
 			n = 0;
 		}
 	}
 	if (rc < 0) {
 		o->write_errors++;
-		hidden_name(u, name, sizeof(name), 0);
+		fpw_hidden_name(u->uuid, name, sizeof(name), 0);
 		note_error(o, "cannot write '%s': %s", name, strerror(-rc));
 		/* Keep the file whole: cut back to the last record. */
 		if (ftruncate(fd, (off_t)u->file_size) < 0)
@@ -766,6 +668,26 @@ make_room(struct fp_out *o)
 	flow_write(o, victim, 1);
 }
 
+/* Chunks of jobs the writer has finished go back on the free list. */
+static int
+reclaim(struct fp_out *o)
+{
+	uint32_t head, tail, n;
+
+	if ((n = fpw_reclaim(o->w, &head, &tail)) == 0)
+		return 0;
+	CH(o, tail)->next = o->freelist;
+	o->freelist = head;
+	o->used -= n;
+	return 1;
+}
+
+/*
+ * A free chunk: from the free list, from the writer's finished jobs
+ * (before fresh chunks, so that resident memory follows what is held,
+ * not the pool's size), fresh, or, with the pool in use, by waiting
+ * for the writer to finish a job, then by writing flows out.
+ */
 static uint32_t
 chunk_alloc(struct fp_out *o)
 {
@@ -777,9 +699,15 @@ chunk_alloc(struct fp_out *o)
 			o->freelist = CH(o, i)->next;
 			break;
 		}
+		if (reclaim(o))
+			continue;
 		if (o->fresh < o->nchunks) {
 			i = o->fresh++;
 			break;
+		}
+		if (fpw_busy(o->w)) {
+			fpw_wait(o->w);
+			continue;
 		}
 		if (o->lists[L_DIRTY].head == NULL &&
 		    o->lists[L_WAITING].head == NULL &&
@@ -796,252 +724,59 @@ chunk_alloc(struct fp_out *o)
 
 /* ---- publishing ---- */
 
-static const char *
-reason_name(int r)
-{
-	switch (r) {
-	case WEIR_FLOW_END_IDLE:
-		return "idle";
-	case WEIR_FLOW_END_ACTIVE:
-		return "active";
-	case WEIR_FLOW_END_EOF:
-		return "eof";
-	case WEIR_FLOW_END_FORCED:
-		return "forced";
-	case WEIR_FLOW_END_LACK:
-		return "lack";
-	}
-	return "none";
-}
-
-static void
-addr_str(const struct weir_flow_key *k, int i, char *buf, size_t len)
-{
-	if (inet_ntop(k->family == 6 ? AF_INET6 : AF_INET, k->addr[i], buf,
-	    (socklen_t)len) == NULL)
-		snprintf(buf, len, "?");
-}
-
-/* Append f's index line with one write(); the file is published. */
-static void
-index_line(struct fp_out *o, struct weir_flow *f, struct fp_day *d,
-    const char *file)
-{
-	struct fp_flow *u = U(f);
-	const struct weir_flow_key *k = &f->key;
-	char us[40], a0[INET6_ADDRSTRLEN], a1[INET6_ADDRSTRLEN];
-	char t0[40], t1[40], ports[64];
-	uint64_t last = f->end[0] > f->end[1] ? f->end[0] : f->end[1];
-	ssize_t w;
-	int n;
-
-	if (!o->index)
-		return;
-	if (d->ifd < 0 && (d->ifd = openat(d->dfd, "index.jsonl",
-	    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640)) < 0) {
-		o->index_errors++;
-		note_error(o, "cannot open '%s/index.jsonl': %s", d->rel,
-		    strerror(errno));
-		return;
-	}
-	uuid_str(u->uuid, us);
-	addr_str(k, 0, a0, sizeof(a0));
-	addr_str(k, 1, a1, sizeof(a1));
-	if (last < u->first_ts)
-		last = u->first_ts;
-	weir_fw_rfc3339(u->first_ts, t0, sizeof(t0));
-	weir_fw_rfc3339(last, t1, sizeof(t1));
-	if (k->proto == 1 || k->proto == 58)
-		snprintf(ports, sizeof(ports), "\"icmp_type\":%u,"
-		    "\"icmp_code\":%u", k->port[1] >> 8, k->port[1] & 0xff);
-	else
-		snprintf(ports, sizeof(ports), "\"sport\":%u,\"dport\":%u",
-		    k->port[0], k->port[1]);
-	n = snprintf(o->line, sizeof(o->line),
-	    "{\"uuid\":\"%s\",\"file\":\"%s\",\"path\":\"%s/%s\","
-	    "\"family\":%u,\"proto\":%u,\"src\":\"%s\",\"dst\":\"%s\",%s,"
-	    "\"vlan\":%u,\"first_ts\":\"%s\",\"first_ts_ns\":%" PRIu64 ","
-	    "\"last_ts\":\"%s\",\"last_ts_ns\":%" PRIu64 ","
-	    "\"packets_fwd\":%" PRIu64 ",\"bytes_fwd\":%" PRIu64 ","
-	    "\"packets_rev\":%" PRIu64 ",\"bytes_rev\":%" PRIu64 ","
-	    "\"packets_written\":%" PRIu64 ",\"skipped_after_duration\":%"
-	    PRIu64 ",\"dropped_linktype\":%" PRIu64 ",\"missed_packets\":%"
-	    PRIu64 ",\"linktype\":%u,\"snaplen\":%u,\"end_reason\":\"%s\"}\n",
-	    us, file, d->rel, file, k->family, k->proto, a0, a1, ports,
-	    k->vlan, t0, u->first_ts, t1, last, f->pkts[0], f->bytes[0],
-	    f->pkts[1], f->bytes[1], u->written, u->skipped, u->lt_dropped,
-	    u->missed, u->linktype, o->snap, reason_name(f->end_reason));
-	if (n < 0 || (size_t)n >= sizeof(o->line)) {
-		o->index_errors++;
-		return;
-	}
-	/* One write: O_APPEND makes it one line, never interleaved. */
-	w = write(d->ifd, o->line, (size_t)n);
-	if (w != n) {
-		o->index_errors++;
-		note_error(o, "cannot write '%s/index.jsonl': %s", d->rel,
-		    strerror(w < 0 ? errno : ENOSPC));
-	}
-}
-
-/* Feed len bytes to the compressor, writing its output to fd. */
-static int
-z_feed(struct fp_out *o, int fd, const void *buf, size_t len, int end)
-{
-	ZSTD_inBuffer in = { buf, len, 0 };
-	ZSTD_outBuffer out;
-	size_t left;
-	struct iovec v;
-	int rc;
-
-	do {
-		out.dst = o->zout;
-		out.size = ZBUF;
-		out.pos = 0;
-		left = ZSTD_compressStream2(o->zc, &out, &in,
-		    end ? ZSTD_e_end : ZSTD_e_continue);
-		if (ZSTD_isError(left))
-			return -EIO;
-		if (out.pos > 0) {
-			v.iov_base = o->zout;
-			v.iov_len = out.pos;
-			if ((rc = writev_all(fd, &v, 1)) < 0)
-				return rc;
-		}
-	} while (end ? left != 0 : in.pos < in.size);
-	return 0;
-}
-
 /*
- * Compress f's data into .UUID.pcap.zst.part: from memory when the
- * flow never touched the disk (buffered), else from its hidden file.
+ * The flow ended: hand its records in memory, its descriptor and its
+ * index fields to the writer, which publishes the file.  The flow's
+ * entry may be reused as soon as this returns: the job holds copies.
  */
-static int
-compress_flow(struct fp_out *o, struct weir_flow *f, struct fp_day *d,
-    const char *zpart)
-{
-	struct fp_flow *u = U(f);
-	char part[64];
-	uint32_t c;
-	ssize_t r;
-	int zfd, ifd = -1, rc;
-
-	if ((zfd = openat(d->dfd, zpart, O_WRONLY | O_CREAT | O_TRUNC |
-	    O_CLOEXEC, 0640)) < 0)
-		return -errno;
-	ZSTD_CCtx_reset(o->zc, ZSTD_reset_session_only);
-	if (!(u->flags & F_FILE)) {
-		ZSTD_CCtx_setPledgedSrcSize(o->zc, FILE_HDR + u->pending);
-		file_header(o, u->linktype);
-		rc = z_feed(o, zfd, o->fhdr, FILE_HDR, 0);
-		for (c = u->head; rc == 0 && c != NONE; c = CH(o, c)->next)
-			rc = z_feed(o, zfd, CH(o, c) + 1, CH(o, c)->used, 0);
-		if (rc == 0)
-			rc = z_feed(o, zfd, NULL, 0, 1);
-		if (rc == 0) {
-			u->written += u->npending;
-			o->written += u->npending;
-			o->written_bytes += u->pending -
-			    (uint64_t)u->npending * PCAP_HDR;
-			o->pending -= u->npending;
-			u->npending = u->pending = 0;
-		}
-	} else {
-		ZSTD_CCtx_setPledgedSrcSize(o->zc, u->file_size);
-		hidden_name(u, part, sizeof(part), 0);
-		rc = 0;
-		if ((ifd = openat(d->dfd, part, O_RDONLY | O_CLOEXEC)) < 0)
-			rc = -errno;
-		while (rc == 0 && (r = read(ifd, o->zin, ZBUF)) != 0) {
-			if (r < 0) {
-				if (errno != EINTR)
-					rc = -errno;
-				continue;
-			}
-			rc = z_feed(o, zfd, o->zin, (size_t)r, 0);
-		}
-		if (rc == 0)
-			rc = z_feed(o, zfd, NULL, 0, 1);
-		if (ifd >= 0)
-			close(ifd);
-		if (rc == 0 && unlinkat(d->dfd, part, 0) < 0)
-			rc = -errno;
-	}
-	if (close(zfd) < 0 && rc == 0)
-		rc = -errno;
-	if (rc < 0)
-		unlinkat(d->dfd, zpart, 0);
-	return rc;
-}
-
-/* The flow ended: write what is left, publish, index. */
 static void
 flow_publish(struct fp_out *o, struct weir_flow *f)
 {
 	struct fp_flow *u = U(f);
-	struct fp_day *d;
-	char us[40], part[64], file[64];
-	int rc;
+	struct fpw_job *j;
+	int32_t s;
 
-	uuid_str(u->uuid, us);
-	if (o->compress && !(u->flags & F_FILE) && !(u->flags & F_FAILED)) {
-		list_del(o, f);
-		if ((d = day_get(o, u->first_ts)) == NULL) {
-			flow_write(o, f, 0);	/* counts the loss */
-			return;
-		}
-		hidden_name(u, part, sizeof(part), 1);
-		snprintf(file, sizeof(file), "%s.pcap.zst", us);
-		if ((rc = compress_flow(o, f, d, part)) < 0) {
-			o->write_errors++;
-			note_error(o, "cannot write '%s': %s", part,
-			    strerror(-rc));
-			u->flags |= F_FAILED;
-			u->missed += u->npending;
-			o->missed += u->npending;
-			chain_free(o, u);
-			return;
-		}
+	list_del(o, f);
+	if (!(u->flags & F_FILE) && u->head == NONE)
+		return;		/* nothing was kept (failed, empty) */
+	j = fpw_job_slot(o->w);
+	j->key = f->key;
+	memcpy(j->uuid, u->uuid, sizeof(j->uuid));
+	j->first_ts = u->first_ts;
+	j->last_ts = f->end[0] > f->end[1] ? f->end[0] : f->end[1];
+	memcpy(j->pkts, f->pkts, sizeof(j->pkts));
+	memcpy(j->bytes, f->bytes, sizeof(j->bytes));
+	if ((u->flags & F_FAILED) && u->npending > 0) {
+		u->missed += u->npending;
+		o->missed += u->npending;
 		chain_free(o, u);
-		goto rename;
 	}
-	flow_write(o, f, 0);
-	slot_release(o, u);
-	if (!(u->flags & F_FILE) || u->written == 0) {
-		/* Nothing was ever written (a failed first write). */
-		if (u->flags & F_FILE) {
-			if ((d = day_get(o, u->first_ts)) != NULL) {
-				hidden_name(u, part, sizeof(part), 0);
-				unlinkat(d->dfd, part, 0);
-			}
-		}
-		return;
+	j->file_size = u->file_size;
+	j->written = u->written;
+	j->skipped = u->skipped;
+	j->lt_dropped = u->lt_dropped;
+	j->missed = u->missed;
+	j->linktype = u->linktype;
+	j->end_reason = f->end_reason;
+	j->flags = ((u->flags & F_FILE) ? FJ_FILE : 0) |
+	    ((u->flags & F_FAILED) ? FJ_FAILED : 0);
+	if ((s = u->slot) >= 0) {
+		/* The descriptor goes with the job, open. */
+		j->fd = o->slots[s].fd;
+		o->slots[s].fd = -1;
+		slot_release(o, u);
 	}
-	if ((d = day_get(o, u->first_ts)) == NULL)
-		return;
-	if (o->compress) {
-		hidden_name(u, part, sizeof(part), 1);
-		snprintf(file, sizeof(file), "%s.pcap.zst", us);
-		if ((rc = compress_flow(o, f, d, part)) < 0) {
-			/* The data is safe uncompressed: publish that. */
-			o->write_errors++;
-			note_error(o, "cannot compress into '%s': %s",
-			    part, strerror(-rc));
-			hidden_name(u, part, sizeof(part), 0);
-			snprintf(file, sizeof(file), "%s.pcap", us);
-		}
-	} else {
-		hidden_name(u, part, sizeof(part), 0);
-		snprintf(file, sizeof(file), "%s.pcap", us);
+	if (u->head != NONE) {
+		j->head = u->head;
+		j->pending = u->pending;
+		j->npending = u->npending;
+		j->nchunks = u->nchunks;
+		o->pending -= u->npending;
+		o->queued += u->npending;
+		u->head = u->tail = NONE;
+		u->pending = u->npending = u->nchunks = 0;
 	}
-rename:
-	if (renameat(d->dfd, part, d->dfd, file) < 0) {
-		o->publish_errors++;
-		note_error(o, "cannot rename '%s': %s", part, strerror(errno));
-		return;
-	}
-	o->files++;
-	index_line(o, f, d, file);
+	fpw_job_commit(o->w);
 }
 
 /* Expiry callback of the flow table. */
@@ -1109,21 +844,17 @@ fp_free(struct fp_out *o)
 
 	if (o == NULL)
 		return;
+	/* The writer first: its jobs use the pool and the directory. */
+	fpw_free(o->w);
 	weir_flowtab_free(o->ft);
 	for (i = 0; i < o->nslots; i++)
 		if (o->slots[i].fd >= 0)
 			close(o->slots[i].fd);
-	for (i = 0; i < NDAYS; i++) {
+	for (i = 0; i < NDAYS; i++)
 		if (o->days[i].dfd >= 0)
 			close(o->days[i].dfd);
-		if (o->days[i].ifd >= 0)
-			close(o->days[i].ifd);
-	}
 	if (o->dirfd >= 0)
 		close(o->dirfd);
-	ZSTD_freeCCtx(o->zc);
-	free(o->zin);
-	free(o->zout);
 	free(o->slots);
 	free(o->pool);
 	free(o->dir);
@@ -1135,7 +866,9 @@ fp_open(void **st, const json_t *conf, const struct weir_env *env,
     struct weir_err *err)
 {
 	struct weir_flowtab_conf fc;
+	struct fpw_conf wc;
 	struct fp_out *o;
+	char msg[128];
 	const char *s;
 	json_t *v;
 	size_t i, mem;
@@ -1147,7 +880,7 @@ fp_open(void **st, const json_t *conf, const struct weir_env *env,
 	o->dirfd = -1;
 	for (i = 0; i < NDAYS; i++) {
 		o->days[i].day = -1;
-		o->days[i].dfd = o->days[i].ifd = -1;
+		o->days[i].dfd = -1;
 	}
 	o->rnd_off = sizeof(o->rnd);
 	s = json_string_value(json_object_get(conf, "dir"));
@@ -1181,9 +914,15 @@ fp_open(void **st, const json_t *conf, const struct weir_env *env,
 	    "min_packets"));
 	if (o->min_packets == 0)
 		o->min_packets = 1;
+	v = json_object_get(conf, "writer_thread");
+	o->thread = v == NULL || json_is_true(v);
+	o->queue = (uint32_t)json_integer_value(json_object_get(conf,
+	    "queue_length"));
+	if (o->queue == 0)
+		o->queue = 1024;
 
 	/* The pool: chunks big enough for a few maximal records. */
-	o->csize = 2 * (sizeof(struct chunk) + PCAP_HDR + o->snap);
+	o->csize = 2 * (sizeof(struct fpw_chunk) + PCAP_HDR + o->snap);
 	if (o->csize < 2048)
 		o->csize = 2048;
 	o->csize = (o->csize + 63) & ~(size_t)63;
@@ -1218,25 +957,27 @@ fp_open(void **st, const json_t *conf, const struct weir_env *env,
 	}
 	o->free_slot = 0;
 	o->lru_head = o->lru_tail = -1;
-	if (o->compress) {
-		if ((o->zc = ZSTD_createCCtx()) == NULL ||
-		    (o->zin = malloc(ZBUF)) == NULL ||
-		    (o->zout = malloc(ZBUF)) == NULL) {
-			rc = weir_seterr(err, -ENOMEM, "%s: out of memory",
-			    MOD);
-			goto fail;
-		}
-		ZSTD_CCtx_setParameter(o->zc, ZSTD_c_compressionLevel,
-		    o->clevel);
-		ZSTD_CCtx_setParameter(o->zc, ZSTD_c_checksumFlag, 1);
-		ZSTD_CCtx_setParameter(o->zc, ZSTD_c_contentSizeFlag, 1);
-	}
 	if ((rc = mkdir_p(o->dir)) < 0 || (o->dirfd = open(o->dir,
 	    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		if (rc == 0)
 			rc = -errno;
 		rc = weir_seterr(err, rc, "%s: cannot create directory '%s': "
 		    "%s", MOD, o->dir, weir_strerror(rc));
+		goto fail;
+	}
+	memset(&wc, 0, sizeof(wc));
+	wc.pool = o->pool;
+	wc.csize = o->csize;
+	wc.snap = o->snap;
+	wc.nano = o->nano;
+	wc.compress = o->compress;
+	wc.clevel = o->clevel;
+	wc.index = o->index;
+	wc.thread = o->thread;
+	wc.queue = o->queue;
+	wc.dirfd = o->dirfd;
+	if ((rc = fpw_new(&o->w, &wc, msg, sizeof(msg))) < 0) {
+		rc = weir_seterr(err, rc, "%s: %s", MOD, msg);
 		goto fail;
 	}
 	memset(&fc, 0, sizeof(fc));
@@ -1251,8 +992,10 @@ fp_open(void **st, const json_t *conf, const struct weir_env *env,
 		rc = -ENOMEM;
 		goto fail;
 	}
+	/* The writer's ring and index buffers are small and fixed. */
 	o->mem_bound = (uint64_t)weir_flowtab_entry_bytes(o->ft) *
-	    fc.max_flows + (uint64_t)o->nchunks * o->csize;
+	    fc.max_flows + (uint64_t)o->nchunks * o->csize +
+	    (uint64_t)o->queue * sizeof(struct fpw_job) + 4 * 32768;
 	*st = o;
 	return 0;
 fail:
@@ -1348,7 +1091,7 @@ keep(struct fp_out *o, struct weir_flow *f, const struct weir_pkt *p)
 {
 	struct fp_flow *u = U(f);
 	uint32_t caplen, h[4], c, hdr;
-	struct chunk *ch;
+	struct fpw_chunk *ch;
 	uint8_t *rec;
 	size_t reclen = 0;
 	int w;
@@ -1357,7 +1100,7 @@ keep(struct fp_out *o, struct weir_flow *f, const struct weir_pkt *p)
 	reclen = PCAP_HDR + (size_t)caplen;
 	if (u->npending == 0)
 		u->since = p->ts;
-	if (u->tail == NONE || o->csize - sizeof(struct chunk) -
+	if (u->tail == NONE || o->csize - sizeof(struct fpw_chunk) -
 	    CH(o, u->tail)->used < reclen) {
 		/* May write f itself out, emptying its chain. */
 		if ((c = chunk_alloc(o)) == NONE) {
@@ -1370,6 +1113,7 @@ keep(struct fp_out *o, struct weir_flow *f, const struct weir_pkt *p)
 		else
 			CH(o, u->tail)->next = c;
 		u->tail = c;
+		u->nchunks++;
 	}
 	ch = CH(o, u->tail);
 	rec = (uint8_t *)(ch + 1) + ch->used;
@@ -1451,6 +1195,7 @@ fp_packet(void *st, struct weir_batch *b)
 		keep(o, f, p);
 	}
 	flush_dirty(o);
+	fpw_idle(o->w);
 	return 0;
 }
 
@@ -1465,6 +1210,7 @@ fp_tick(void *st, uint64_t now)
 	while ((f = o->lists[L_WAITING].head) != NULL &&
 	    U(f)->since + STREAM_DELAY <= now)
 		flow_write(o, f, 1);
+	fpw_idle(o->w);
 	return 0;
 }
 
@@ -1472,12 +1218,19 @@ static size_t
 fp_stats(void *st, struct weir_counter *c, size_t max)
 {
 	struct fp_out *o = st;
+	struct fpw_stats w;
+	uint64_t pending, missed;
+
+	fpw_stats(o->w, &w, NULL, 0);
+	pending = o->pending + o->queued - w.done_packets;
+	missed = o->missed + w.missed;
+	{
 	const struct weir_counter v[] = {
-		{ "written", o->written },
-		{ "written_bytes", o->written_bytes },
-		{ "pending", o->pending },
+		{ "written", o->written + w.written },
+		{ "written_bytes", o->written_bytes + w.written_bytes },
+		{ "pending", pending },
 		{ "dropped", o->bad + o->ignored + o->lt_dropped + o->skipped +
-		    o->missed + o->small_packets },
+		    missed + o->small_packets },
 		{ "flows_started", o->flows_started },
 		{ "flows_ended", o->flows_ended },
 		{ "flows_garbage_collected", o->flows_gc },
@@ -1485,45 +1238,58 @@ fp_stats(void *st, struct weir_counter *c, size_t max)
 		{ "flows_forced", o->flows_forced },
 		{ "flows_evicted", o->flows_evicted },
 		{ "savers_active", o->active },
-		{ "missed_packets", o->missed },
+		{ "missed_packets", missed },
 		{ "bad_packets", o->bad },
 		{ "ignored_protocol", o->ignored },
 		{ "dropped_linktype", o->lt_dropped },
 		{ "skipped_after_duration", o->skipped },
 		{ "small_flows", o->small_flows },
 		{ "small_flow_packets", o->small_packets },
-		{ "files_written", o->files },
-		{ "write_errors", o->write_errors },
-		{ "publish_errors", o->publish_errors },
-		{ "index_errors", o->index_errors },
+		{ "files_written", w.files },
+		{ "write_errors", o->write_errors + w.write_errors },
+		{ "publish_errors", w.publish_errors },
+		{ "index_errors", w.index_errors },
+		{ "index_writes", w.index_writes },
 		{ "switched_to_stream", o->switched },
 		{ "reopened_files", o->reopened },
 		{ "memory_chunks_peak", o->peak },
 		{ "memory_bytes_peak", (uint64_t)o->peak * o->csize },
 		{ "memory_bound_bytes", o->mem_bound },
+		/* WEIR_MAX_COUNTERS (32) is reached here */
+		{ "writer_thread", (uint64_t)w.threaded },
+		{ "writer_queue_peak", w.queue_peak },
+		{ "writer_waits", w.waits_full + w.waits_memory },
+		{ "files_tmpfile", w.tmpfile },
 	};
 
 	return WEIR_COUNTERS_PUT(c, max, v);
+	}
 }
 
 static int
 fp_finish(void *st, struct weir_err *err)
 {
 	struct fp_out *o = st;
+	struct fpw_stats w;
+	char first[256];
 	int rc = 0;
 
 	if (o->finished)
 		return 0;
 	o->finished = 1;
 	weir_flowtab_flush(o->ft);
+	/* Every job done, every index line out, the thread gone. */
+	fpw_drain(o->w);
+	reclaim(o);
+	fpw_stats(o->w, &w, first, sizeof(first));
 	log_info("%s: %" PRIu64 " flows, %" PRIu64 " files, %" PRIu64
 	    " packets written, %" PRIu64 " missed, %" PRIu64 " skipped after "
-	    "capture_duration", MOD, o->flows_started, o->files, o->written,
-	    o->missed, o->skipped);
-	if (o->missed > 0 || o->publish_errors > 0)
+	    "capture_duration", MOD, o->flows_started, w.files,
+	    o->written + w.written, o->missed + w.missed, o->skipped);
+	if (o->missed + w.missed > 0 || w.publish_errors > 0)
 		rc = weir_seterr(err, -EIO, "%" PRIu64 " packets lost, %"
-		    PRIu64 " files not published; first: %s", o->missed,
-		    o->publish_errors, o->first_error);
+		    PRIu64 " files not published; first: %s",
+		    o->missed + w.missed, w.publish_errors, first);
 	return rc;
 }
 
