@@ -1,5 +1,6 @@
 /*
- * weir-capture - run one experiment's pipeline over trace files.
+ * weir-capture - run one experiment's pipeline over trace files or live
+ * interfaces (AF_PACKET rings, docs/live.md).
  *
  * The experiment is one JSON document (--config); tcpdump-like flags
  * build the same document, or amend a loaded one.  -n prints the
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "weir/live.h"
 #include "weir/log.h"
 #include "capture/pipeline.h"
 
@@ -31,8 +33,12 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-"usage: weir-capture [-nqv] [-r file]... [-w file] [-F pcap|pcapng] [-s snaplen]\n"
-"                    [-c count] [-C megabytes] [-G seconds] [-W files]\n"
+"usage: weir-capture [-npqv] [-r file]... [-i interface]... [-w file]\n"
+"                    [-F pcap|pcapng] [-s snaplen] [-c count] [-C megabytes]\n"
+"                    [-G seconds] [-W files] [--duration seconds]\n"
+"                    [--ring-blocks n] [--block-size bytes]\n"
+"                    [--block-timeout ms] [--timestamps software|auto|hardware]\n"
+"                    [--no-kernel-filter] [--fanout group]\n"
 "                    [--config exp.json] [--policy policy.json] [--nano]\n"
 "                    [--anon-key keyfile] [--headers-only] [--counters file]\n"
 "                    [--meta] [--zstd] [--summary file] [filter expression]\n");
@@ -40,7 +46,9 @@ usage(FILE *f)
 
 enum {
 	OPT_CONFIG = 256, OPT_POLICY, OPT_NANO, OPT_ANON, OPT_HDRS,
-	OPT_COUNTERS, OPT_SUMMARY, OPT_META, OPT_ZSTD, OPT_HELP
+	OPT_COUNTERS, OPT_SUMMARY, OPT_META, OPT_ZSTD, OPT_HELP,
+	OPT_DURATION, OPT_BLOCKS, OPT_BSIZE, OPT_BTIMEOUT, OPT_TSTAMP,
+	OPT_NOKFILTER, OPT_FANOUT
 };
 
 static const struct option longopts[] = {
@@ -54,6 +62,13 @@ static const struct option longopts[] = {
 	{ "meta",	no_argument,	   NULL, OPT_META },
 	{ "zstd",	no_argument,	   NULL, OPT_ZSTD },
 	{ "help",	no_argument,	   NULL, OPT_HELP },
+	{ "duration",	required_argument, NULL, OPT_DURATION },
+	{ "ring-blocks", required_argument, NULL, OPT_BLOCKS },
+	{ "block-size",	required_argument, NULL, OPT_BSIZE },
+	{ "block-timeout", required_argument, NULL, OPT_BTIMEOUT },
+	{ "timestamps",	required_argument, NULL, OPT_TSTAMP },
+	{ "no-kernel-filter", no_argument, NULL, OPT_NOKFILTER },
+	{ "fanout",	required_argument, NULL, OPT_FANOUT },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -95,6 +110,53 @@ numarg(const char *s, const char *opt, long long min, long long max)
 	return v;
 }
 
+/*
+ * The ring flags apply to every -i; they are written into each
+ * interface object only when given, so a loaded config keeps its own
+ * values otherwise.
+ */
+struct live_flags {
+	int		 promisc, nokfilter;
+	long long	 blocks, bsize, btimeout, fanout;
+	const char	*tstamp;
+};
+
+static void
+live_amend(json_t *o, const struct live_flags *f)
+{
+	if (f->promisc)
+		json_object_set_new(o, "promisc", json_true());
+	if (f->blocks)
+		json_object_set_new(o, "blocks", json_integer(f->blocks));
+	if (f->bsize)
+		json_object_set_new(o, "block_size", json_integer(f->bsize));
+	if (f->btimeout)
+		json_object_set_new(o, "block_timeout_ms",
+		    json_integer(f->btimeout));
+	if (f->tstamp)
+		json_object_set_new(o, "timestamps", json_string(f->tstamp));
+	if (f->nokfilter)
+		json_object_set_new(o, "kernel_filter", json_false());
+	if (f->fanout >= 0)
+		json_object_set_new(o, "fanout", json_integer(f->fanout));
+}
+
+static double
+secsarg(const char *s, const char *opt)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end != '\0' || end == s || !(v > 0 && v <= 31622400)) {
+		log_err("option %s: '%s' must be a number of seconds in "
+		    "0..31622400", opt, s);
+		exit(EXIT_USAGE);
+	}
+	return v;
+}
+
 static int
 has_suffix(const char *s, const char *suf)
 {
@@ -113,6 +175,10 @@ main(int argc, char **argv)
 	const char *wfile = NULL, *format = NULL, *summary_path = NULL;
 	const char *anon_key = NULL, *counters = NULL;
 	long long snaplen = -1, count = -1, csize = 0, gsecs = 0, wfiles = 0;
+	struct live_flags lf = { 0, 0, 0, 0, 0, -1, NULL };
+	double duration = 0;
+	json_t *o;
+	size_t k;
 	int print_only = 0, nano = 0, hdrs = 0, meta = 0, zstd = 0;
 	int verbosity = WEIR_LOG_WARN, ch, rc, status = 0;
 	char *filter = NULL;
@@ -121,12 +187,52 @@ main(int argc, char **argv)
 
 	weir_log_init("weir-capture", WEIR_LOG_WARN);
 	inputs = json_array();
-	while ((ch = getopt_long(argc, argv, "r:w:F:s:c:C:G:W:nqvh", longopts,
-	    NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "r:i:w:F:s:c:C:G:W:npqvh",
+	    longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'r':
 			json_array_append_new(inputs, json_pack("{s:s}",
 			    "path", optarg));
+			break;
+		case 'i':
+			json_array_append_new(inputs, json_pack("{s:s}",
+			    "interface", optarg));
+			break;
+		case 'p':
+			lf.promisc = 1;
+			break;
+		case OPT_DURATION:
+			duration = secsarg(optarg, "--duration");
+			break;
+		case OPT_BLOCKS:
+			lf.blocks = numarg(optarg, "--ring-blocks", 2,
+			    1 << 20);
+			break;
+		case OPT_BSIZE:
+			lf.bsize = numarg(optarg, "--block-size", 4096,
+			    1 << 30);
+			break;
+		case OPT_BTIMEOUT:
+			lf.btimeout = numarg(optarg, "--block-timeout", 1,
+			    60000);
+			break;
+		case OPT_TSTAMP:
+			if (strcmp(optarg, "software") &&
+			    strcmp(optarg, "auto") &&
+			    strcmp(optarg, "hardware")) {
+				log_err("option --timestamps: '%s' must be "
+				    "'software', 'auto' or 'hardware'",
+				    optarg);
+				status = EXIT_USAGE;
+				goto usage_error;
+			}
+			lf.tstamp = optarg;
+			break;
+		case OPT_NOKFILTER:
+			lf.nokfilter = 1;
+			break;
+		case OPT_FANOUT:
+			lf.fanout = numarg(optarg, "--fanout", 0, 65535);
 			break;
 		case 'w':
 			wfile = optarg;
@@ -210,8 +316,14 @@ main(int argc, char **argv)
 	if (json_array_size(inputs) > 0)
 		json_object_set(exp, "inputs", inputs);
 	json_decref(inputs);
+	json_array_foreach(json_object_get(exp, "inputs"), k, o)
+		if (json_is_object(o) && json_object_get(o, "interface") !=
+		    NULL)
+			live_amend(o, &lf);
 	if (count > 0)
 		json_object_set_new(exp, "count", json_integer(count));
+	if (duration > 0)
+		json_object_set_new(exp, "duration", json_real(duration));
 	stages = json_object_get(exp, "stages");
 	if (stages == NULL) {
 		stages = json_array();
@@ -334,9 +446,16 @@ main(int argc, char **argv)
 		status = EXIT_RUNTIME;
 	}
 	if (verbosity >= WEIR_LOG_WARN) {
-		json_t *o;
-		size_t k;
-
+		json_array_foreach(json_object_get(summary, "inputs"), k, o)
+			if (json_object_get(o, "interface") != NULL)
+				fprintf(stderr, "%s: %llu received by the kernel,"
+				    " %llu dropped by the kernel; ",
+				    json_string_value(json_object_get(o,
+				    "interface")), (unsigned long long)
+				    json_integer_value(json_object_get(o,
+				    "kernel_received")), (unsigned long long)
+				    json_integer_value(json_object_get(o,
+				    "kernel_dropped")));
 		fprintf(stderr, "%llu packets read",
 		    (unsigned long long)json_integer_value(json_object_get(
 		    summary, "read")));

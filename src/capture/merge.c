@@ -4,8 +4,16 @@
  *
  * A source is refilled only when every packet it handed out has been
  * through the pipeline, because refilling invalidates its buffer.  So a
- * merged batch ends as soon as some live source runs dry; the next call
- * refills it.  With one input this degenerates to passing its batches on.
+ * merged batch ends as soon as some source that is not at its end runs
+ * dry; the next call refills it.  With one input this degenerates to
+ * passing its batches on.
+ *
+ * Live inputs (AF_PACKET rings) may have nothing ready: their refill
+ * says -EAGAIN.  Such a source sits out the round (it cannot hold the
+ * others back on an idle link); the sources that did have packets are
+ * merged as files are.  The limit: a packet of a ring that was empty
+ * when the round started, stamped earlier than packets this round hands
+ * out, comes after them (docs/live.md).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -58,6 +66,9 @@ merge_refill(struct weir_merge *m)
 		rc = weir_input_next(s->in, s->pk, WEIR_BATCH_MAX);
 		s->i = 0;
 		s->n = rc > 0 ? (unsigned)rc : 0;
+		s->waiting = rc == -EAGAIN;
+		if (rc == -EAGAIN)
+			continue;
 		if (rc == 0)
 			s->done = 1;
 		else if (rc < 0) {
@@ -89,7 +100,7 @@ weir_merge_next(struct weir_merge *m, struct weir_pkt **out, unsigned max)
 		for (i = 0; i < m->n; i++) {
 			s = &m->src[i];
 			if (s->i >= s->n) {
-				if (!s->done)
+				if (!s->done && !s->waiting)
 					return k;	/* must refill first */
 				continue;
 			}
@@ -103,4 +114,15 @@ weir_merge_next(struct weir_merge *m, struct weir_pkt **out, unsigned max)
 		out[k++] = &best->pk[best->i++];
 	}
 	return k;
+}
+
+unsigned
+weir_merge_waiting(const struct weir_merge *m)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < m->n; i++)
+		if (m->src[i].waiting && !m->src[i].done)
+			n++;
+	return n;
 }

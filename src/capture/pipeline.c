@@ -12,8 +12,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "weir/decode.h"
+#include "weir/live.h"
 #include "weir/log.h"
 #include "capture/pipeline.h"
 
@@ -45,11 +47,65 @@ stage_rank(const char *type, const char **why)
 }
 
 static const char *const exp_keys[] = { "name", "owner", "description",
-	"inputs", "stages", "outputs", "metadata", "count", NULL };
+	"inputs", "stages", "outputs", "metadata", "count", "duration", NULL };
 static const char *const policy_keys[] = { "max_snaplen",
 	"require_anonymization", "allowed_outputs", "anonymization_method",
 	NULL };
 static const char *const input_keys[] = { "path", NULL };
+static const char *const live_keys[] = { "interface", "promisc",
+	"block_size", "blocks", "block_timeout_ms", "timestamps",
+	"kernel_filter", "snaplen", "fanout", NULL };
+static const char *const ts_modes[] = { "software", "auto", "hardware",
+	NULL };
+
+/*
+ * One entry of "inputs": a trace file {"path"} or a live interface
+ * {"interface", ring options}.  *live says which.
+ */
+static int
+check_input(json_t *o, const char *name, int *live, struct weir_err *err)
+{
+	long long bs, nb;
+	int rc;
+
+	if (!json_is_object(o))
+		return weir_seterr(err, -WEIR_ECONFIG,
+		    "%s: must be an object", name);
+	*live = json_object_get(o, "interface") != NULL;
+	if (!*live)
+		return (rc = weir_conf_known(o, name, input_keys, err)) < 0 ?
+		    rc : weir_conf_str(o, name, "path", NULL, 0, NULL, err);
+	if ((rc = weir_conf_known(o, name, live_keys, err)) < 0 ||
+	    (rc = weir_conf_str(o, name, "interface", NULL, 0, NULL,
+	    err)) < 0 ||
+	    (rc = weir_conf_bool(o, name, "promisc", 0, NULL, err)) < 0 ||
+	    (rc = weir_conf_int(o, name, "block_size", WEIR_LIVE_BLOCK_SIZE,
+	    4096, 1 << 30, &bs, err)) < 0 ||
+	    (rc = weir_conf_int(o, name, "blocks", WEIR_LIVE_BLOCKS, 2,
+	    1 << 20, &nb, err)) < 0 ||
+	    (rc = weir_conf_int(o, name, "block_timeout_ms",
+	    WEIR_LIVE_TIMEOUT_MS, 1, 60000, NULL, err)) < 0 ||
+	    (rc = weir_conf_enum(o, name, "timestamps", "software", ts_modes,
+	    NULL, err)) < 0 ||
+	    (rc = weir_conf_bool(o, name, "kernel_filter", 1, NULL, err)) < 0 ||
+	    (rc = weir_conf_int(o, name, "snaplen", 0, 0, 262144, NULL,
+	    err)) < 0 ||
+	    (rc = weir_conf_int(o, name, "fanout", -1, -1, 65535, NULL,
+	    err)) < 0)
+		return rc;
+	if (json_string_value(json_object_get(o, "interface"))[0] == '\0' ||
+	    strlen(json_string_value(json_object_get(o, "interface"))) >= 16)
+		return weir_seterr(err, -WEIR_ECONFIG, "%s: 'interface' must "
+		    "be an interface name of 1..15 characters", name);
+	if ((bs & (bs - 1)) != 0)
+		return weir_seterr(err, -WEIR_ECONFIG, "%s: 'block_size' is "
+		    "%lld, must be a power of two", name, bs);
+	if ((unsigned long long)bs * (unsigned long long)nb >
+	    WEIR_LIVE_RING_MAX)
+		return weir_seterr(err, -WEIR_ECONFIG, "%s: the ring "
+		    "('block_size' x 'blocks') must be at most 4 GiB", name);
+	return 0;
+}
 
 static int
 check_policy(json_t *exp, const json_t *policy, struct weir_err *err)
@@ -122,8 +178,9 @@ weir_exp_check(json_t *exp, const json_t *policy, struct weir_err *err)
 	json_t *arr, *o, *v, *t;
 	const char *type, *why, *prev_type = NULL;
 	size_t i;
-	int rank, prev_rank = 0, rc;
+	int rank, prev_rank = 0, rc, live;
 	long long count;
+	size_t nlive;
 
 	if (!json_is_object(exp))
 		return weir_seterr(err, -WEIR_ECONFIG,
@@ -135,6 +192,9 @@ weir_exp_check(json_t *exp, const json_t *policy, struct weir_err *err)
 		return rc;
 	if ((rc = weir_conf_int(exp, "experiment", "count", 0, 0,
 	    INT64_MAX, &count, err)) < 0)
+		return rc;
+	if ((rc = weir_conf_num(exp, "experiment", "duration", 0, 0,
+	    31622400.0, NULL, err)) < 0)
 		return rc;
 	v = json_object_get(exp, "metadata");
 	if (v == NULL)
@@ -156,22 +216,39 @@ weir_exp_check(json_t *exp, const json_t *policy, struct weir_err *err)
 	arr = json_object_get(exp, "inputs");
 	if (json_array_size(arr) == 0)
 		return weir_seterr(err, -WEIR_ECONFIG,
-		    "experiment: no input (give -r FILE or 'inputs')");
+		    "experiment: no input (give -r FILE, -i IFACE or "
+		    "'inputs')");
 	if (json_array_size(arr) > WEIR_MAX_INPUTS)
 		return weir_seterr(err, -WEIR_ECONFIG,
 		    "experiment: at most %d inputs", WEIR_MAX_INPUTS);
+	nlive = 0;
 	json_array_foreach(arr, i, o) {
 		char name[32];
+		size_t j;
+		json_t *o2;
 
 		snprintf(name, sizeof(name), "inputs[%zu]", i);
-		if (!json_is_object(o))
-			return weir_seterr(err, -WEIR_ECONFIG,
-			    "%s: must be an object", name);
-		if ((rc = weir_conf_known(o, name, input_keys, err)) < 0 ||
-		    (rc = weir_conf_str(o, name, "path", NULL, 0, NULL,
-		    err)) < 0)
+		if ((rc = check_input(o, name, &live, err)) < 0)
 			return rc;
+		nlive += live;
+		if (!live)
+			continue;
+		/* Two rings on one interface would see every packet twice. */
+		json_array_foreach(arr, j, o2) {
+			if (j >= i)
+				break;
+			if (json_equal(json_object_get(o, "interface"),
+			    json_object_get(o2, "interface")))
+				return weir_seterr(err, -WEIR_ECONFIG,
+				    "%s: interface '%s' is already inputs[%zu]",
+				    name, json_string_value(json_object_get(o,
+				    "interface")), j);
+		}
 	}
+	if (nlive > 0 && nlive < json_array_size(arr))
+		return weir_seterr(err, -WEIR_ECONFIG, "experiment: live "
+		    "interfaces and trace files cannot be mixed in 'inputs' "
+		    "(their times have nothing in common)");
 	if (json_array_size(json_object_get(exp, "outputs")) == 0)
 		return weir_seterr(err, -WEIR_ECONFIG,
 		    "experiment: no output (give -w FILE or 'outputs')");
@@ -268,6 +345,50 @@ inst_stats(struct weir_inst *x, json_t *o)
 		    (json_int_t)c[i].value));
 }
 
+/*
+ * A live input's counters, the kernel's read afresh (PACKET_STATISTICS
+ * resets them; the input accumulates).  Invariant, checked by
+ * tests/integration/live.sh:
+ *   kernel_received = kernel_dropped + packets + read_ahead
+ *                     + frames_skipped + ring_unread
+ */
+static json_t *
+live_stats(struct weir_pipeline *pl, unsigned i)
+{
+	struct weir_input *in = &pl->inputs[i];
+	const struct merge_src *ms = &pl->merge.src[i];
+	struct weir_live_stats ls;
+	json_t *x;
+
+	(void)weir_live_update(in);
+	weir_live_stats(in, &ls);
+	x = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+	    "interface", in->path, "format", in->ops->name,
+	    "packets", (json_int_t)ms->used,
+	    "bytes", (json_int_t)ms->used_bytes,
+	    "read_ahead", (json_int_t)(in->pkts - ms->used),
+	    "kernel_received", (json_int_t)ls.kernel_received,
+	    "kernel_dropped", (json_int_t)ls.kernel_dropped,
+	    "kernel_freeze_q", (json_int_t)ls.kernel_freeze_q,
+	    "ring_unread", (json_int_t)ls.ring_unread,
+	    "bad_frames", (json_int_t)ls.bad_frames,
+	    "frames_skipped", (json_int_t)ls.frames_skipped);
+	json_object_set_new(x, "blocks", json_integer((json_int_t)ls.blocks));
+	json_object_set_new(x, "vlan_reinserted",
+	    json_integer((json_int_t)ls.vlan_reinserted));
+	json_object_set_new(x, "csum_notready",
+	    json_integer((json_int_t)ls.csum_notready));
+	json_object_set_new(x, "ts_hardware",
+	    json_integer((json_int_t)ls.ts_hardware));
+	json_object_set_new(x, "kernel_filter",
+	    json_boolean(ls.kernel_filter));
+	json_object_set_new(x, "hw_timestamps",
+	    json_boolean(ls.hw_timestamps));
+	if (ms->error)
+		json_object_set_new(x, "error", json_string(in->err.msg));
+	return x;
+}
+
 json_t *
 weir_pipeline_stats(void *arg)
 {
@@ -281,6 +402,10 @@ weir_pipeline_stats(void *arg)
 		struct weir_input *in = &pl->inputs[i];
 		const struct merge_src *ms = &pl->merge.src[i];
 
+		if (weir_live_is(in)) {
+			json_array_append_new(a, live_stats(pl, i));
+			continue;
+		}
 		/*
 		 * "packets" are those handed to the stages (a -c stop can
 		 * leave some read ahead, counted in "read_ahead").
@@ -299,6 +424,9 @@ weir_pipeline_stats(void *arg)
 		json_array_append_new(a, x);
 	}
 	json_object_set_new(o, "inputs", a);
+	if (pl->nlive > 1)
+		json_object_set_new(o, "out_of_order",
+		    json_integer((json_int_t)pl->out_of_order));
 	json_object_set_new(o, "read", json_integer((json_int_t)pl->read));
 	a = json_array();
 	for (i = 0; i < pl->nstages; i++) {
@@ -346,6 +474,54 @@ open_insts(struct weir_pipeline *pl, const char *list, struct weir_inst *v,
 	return 0;
 }
 
+/*
+ * The kernel may run the experiment's filter when it is the first stage
+ * (nothing before it needs the packets it rejects).  The stage still
+ * runs in user space: the kernel program lets through what it cannot
+ * judge (packets whose VLAN tag the kernel took off), and a packet that
+ * passed once passes again.
+ */
+static const char *
+kernel_filter_expr(const json_t *exp, const json_t *in)
+{
+	const json_t *st0;
+	const char *expr;
+
+	if (!json_is_true(json_object_get(in, "kernel_filter")))
+		return NULL;
+	st0 = json_array_get(json_object_get(exp, "stages"), 0);
+	if (st0 == NULL || strcmp(json_string_value(json_object_get(st0,
+	    "type")), "filter") != 0)
+		return NULL;
+	expr = json_string_value(json_object_get(st0, "expr"));
+	return expr != NULL && expr[0] != '\0' ? expr : NULL;
+}
+
+static int
+open_live(struct weir_pipeline *pl, const json_t *o, unsigned i,
+    struct weir_err *err)
+{
+	struct weir_live_conf c;
+	int ts;
+
+	weir_live_conf_defaults(&c);
+	c.ifname = json_string_value(json_object_get(o, "interface"));
+	c.promisc = json_is_true(json_object_get(o, "promisc"));
+	c.block_size = (uint32_t)json_integer_value(json_object_get(o,
+	    "block_size"));
+	c.blocks = (uint32_t)json_integer_value(json_object_get(o, "blocks"));
+	c.timeout_ms = (uint32_t)json_integer_value(json_object_get(o,
+	    "block_timeout_ms"));
+	ts = weir_conf_choice(o, "timestamps", ts_modes);
+	c.tstamp = ts == 2 ? WEIR_LIVE_TS_HARDWARE : ts == 1 ?
+	    WEIR_LIVE_TS_AUTO : WEIR_LIVE_TS_SOFTWARE;
+	c.snaplen = (uint32_t)json_integer_value(json_object_get(o,
+	    "snaplen"));
+	c.fanout = (int)json_integer_value(json_object_get(o, "fanout"));
+	c.filter = kernel_filter_expr(pl->exp, o);
+	return weir_live_open(&pl->inputs[i], &c, i, &pl->ifaces, err);
+}
+
 int
 weir_pipeline_open(struct weir_pipeline *pl, json_t *exp,
     struct weir_err *err)
@@ -364,11 +540,17 @@ weir_pipeline_open(struct weir_pipeline *pl, json_t *exp,
 	pl->env.pipeline_stats = weir_pipeline_stats;
 	pl->env.pl = pl;
 
+	pl->duration = (uint64_t)(json_number_value(json_object_get(exp,
+	    "duration")) * 1e9);
 	arr = json_object_get(exp, "inputs");
 	json_array_foreach(arr, i, o) {
-		rc = weir_input_open(&pl->inputs[i], json_string_value(
-		    json_object_get(o, "path")), (unsigned)i, &pl->ifaces,
-		    err);
+		if (json_object_get(o, "interface") != NULL) {
+			rc = open_live(pl, o, (unsigned)i, err);
+			pl->nlive += rc == 0;
+		} else
+			rc = weir_input_open(&pl->inputs[i], json_string_value(
+			    json_object_get(o, "path")), (unsigned)i,
+			    &pl->ifaces, err);
 		if (rc < 0)
 			return rc;
 		pl->ninputs = (unsigned)i + 1;
@@ -398,17 +580,116 @@ compact(struct weir_batch *b)
 	return i;
 }
 
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void
+tick_all(struct weir_pipeline *pl, uint64_t now)
+{
+	struct weir_inst *x;
+	unsigned i;
+
+	for (i = 0; i < pl->nstages + pl->noutputs; i++) {
+		x = i < pl->nstages ? &pl->stages[i] :
+		    &pl->outputs[i - pl->nstages];
+		if (x->mod->tick != NULL)
+			x->mod->tick(x->st, now);
+	}
+}
+
+/* Stop every live input (they drain what their rings hold). */
+static void
+live_stop_all(struct weir_pipeline *pl)
+{
+	unsigned i;
+
+	for (i = 0; i < pl->ninputs; i++)
+		if (weir_live_is(&pl->inputs[i]))
+			(void)weir_live_stop(&pl->inputs[i]);
+}
+
+/*
+ * Kernel counters are 32 bits and reset when read: read them once a
+ * second so they never wrap, whatever the rate.
+ */
+static void
+live_update_due(struct weir_pipeline *pl, uint64_t mono)
+{
+	unsigned i;
+
+	if (mono - pl->last_update < 1000000000ull)
+		return;
+	pl->last_update = mono;
+	for (i = 0; i < pl->ninputs; i++)
+		if (weir_live_is(&pl->inputs[i]))
+			(void)weir_live_update(&pl->inputs[i]);
+}
+
+/*
+ * Every live input is idle: wait for a ring (bounded), then tell the
+ * modules the time, less what may still sit in an unretired block.
+ */
+static int
+live_idle(struct weir_pipeline *pl, struct weir_err *err)
+{
+	struct weir_input *v[WEIR_MAX_INPUTS];
+	uint64_t now, h, t;
+	unsigned i, n = 0;
+	int rc;
+
+	for (i = 0; i < pl->merge.n; i++)
+		if (pl->merge.src[i].waiting && !pl->merge.src[i].done)
+			v[n++] = &pl->inputs[i];
+	rc = weir_live_wait(v, n, WEIR_IDLE_WAIT_MS);
+	if (rc < 0) {
+		pl->failed = 1;
+		return weir_seterr(err, rc, "waiting for packets: %s",
+		    weir_strerror(rc));
+	}
+	now = weir_live_now();
+	h = now;
+	for (i = 0; i < pl->ninputs; i++)
+		if (weir_live_is(&pl->inputs[i]) &&
+		    (t = weir_live_horizon(&pl->inputs[i], now)) < h)
+			h = t;
+	if (h > pl->last_tick) {
+		pl->last_tick = h;
+		tick_all(pl, h);
+	}
+	live_update_due(pl, mono_ns());
+	return 0;
+}
+
 int
 weir_pipeline_run(struct weir_pipeline *pl, struct weir_err *err)
 {
 	struct weir_batch b;
 	struct weir_inst *x;
 	unsigned i, j, max, decoded;
-	int rc;
+	uint64_t start, mono = 0, t;
+	int rc, stop;
 
+	start = pl->last_update = mono_ns();
 	for (;;) {
-		if (pl->stop != NULL && *pl->stop)
-			break;
+		stop = pl->stop != NULL && *pl->stop;
+		if (pl->duration && (mono = mono_ns()) - start >= pl->duration)
+			stop = 1;
+		if (stop) {
+			/* Files stop at once; rings first give back what
+			 * the kernel already counted. */
+			if (pl->nlive == 0)
+				break;
+			if (!pl->stopping) {
+				pl->stopping = 1;
+				live_stop_all(pl);
+			}
+		}
 		max = WEIR_BATCH_MAX;
 		/* Stages only drop, so asking for no more than the
 		 * remaining count keeps -c exact without cutting a batch. */
@@ -420,10 +701,25 @@ weir_pipeline_run(struct weir_pipeline *pl, struct weir_err *err)
 		}
 		b.p = pl->ptrs;
 		b.n = weir_merge_next(&pl->merge, b.p, max);
-		if (b.n == 0)
-			break;
+		if (b.n == 0) {
+			if (pl->nlive == 0 || weir_merge_waiting(&pl->merge) ==
+			    0)
+				break;
+			if ((rc = live_idle(pl, err)) < 0)
+				return rc;
+			continue;
+		}
 		pl->read += b.n;
-		pl->last_ts = b.p[b.n - 1]->ts;
+		if (pl->nlive > 1) {
+			/* count what the merge of rings could not order */
+			for (j = 0; j < b.n; j++) {
+				if (b.p[j]->ts < pl->last_ts)
+					pl->out_of_order++;
+				else
+					pl->last_ts = b.p[j]->ts;
+			}
+		} else
+			pl->last_ts = b.p[b.n - 1]->ts;
 		decoded = 0;
 		for (i = 0; i < pl->nstages && b.n > 0; i++) {
 			x = &pl->stages[i];
@@ -435,6 +731,8 @@ weir_pipeline_run(struct weir_pipeline *pl, struct weir_err *err)
 			x->in += b.n;
 			if ((rc = x->mod->packet(x->st, &b)) < 0) {
 				pl->failed = 1;
+				if (pl->nlive)
+					live_stop_all(pl);
 				return weir_seterr(err, rc, "stage '%s' failed",
 				    x->mod->name);
 			}
@@ -450,13 +748,22 @@ weir_pipeline_run(struct weir_pipeline *pl, struct weir_err *err)
 				    weir_strerror(rc));
 			}
 		}
-		for (i = 0; i < pl->nstages + pl->noutputs; i++) {
-			x = i < pl->nstages ? &pl->stages[i] :
-			    &pl->outputs[i - pl->nstages];
-			if (x->mod->tick != NULL)
-				x->mod->tick(x->st, pl->last_ts);
+		t = pl->last_ts;
+		if (pl->nlive) {
+			/* ring order is not quite time order: keep the
+			 * modules' clock from going back */
+			if (t < pl->last_tick)
+				t = pl->last_tick;
+			pl->last_tick = t;
+			live_update_due(pl, mono ? mono : mono_ns());
+			mono = 0;
 		}
+		tick_all(pl, t);
 	}
+	/* -c or an error: final kernel counters; ring_unread says what
+	 * was left in the rings. */
+	if (pl->nlive)
+		live_stop_all(pl);
 	for (i = 0; i < pl->merge.n; i++)
 		if (pl->merge.src[i].error) {
 			pl->failed = 1;
@@ -526,8 +833,11 @@ weir_pipeline_close(struct weir_pipeline *pl, struct weir_err *err)
 		json_decref(pl->outputs[i].final);
 	pl->noutputs = pl->nstages = 0;
 	weir_merge_free(&pl->merge);
-	for (i = 0; i < pl->ninputs; i++)
+	for (i = 0; i < pl->ninputs; i++) {
+		if (weir_live_is(&pl->inputs[i]))
+			weir_live_close(&pl->inputs[i]);
 		weir_input_close(&pl->inputs[i]);
+	}
 	pl->ninputs = 0;
 	free(pl->ptrs);
 	pl->ptrs = NULL;

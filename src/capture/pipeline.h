@@ -35,6 +35,8 @@ struct merge_src {
 	unsigned	 n, i;		/* filled, consumed */
 	int		 done;
 	int		 error;		/* negative code, or 0 */
+	int		 waiting;	/* live: nothing ready at the last
+					   refill (-EAGAIN) */
 	uint64_t	 used, used_bytes;	/* handed to the pipeline */
 };
 
@@ -62,6 +64,16 @@ struct weir_pipeline {
 	uint64_t	 last_ts;
 	int		 failed;	/* an input or output reported an error */
 	volatile int	*stop;		/* set asynchronously to stop early */
+
+	/* Live inputs (include/weir/live.h). */
+	unsigned	 nlive;		/* how many inputs are live */
+	uint64_t	 duration;	/* stop after this many ns; 0 = no */
+	int		 stopping;	/* live inputs stopped, draining */
+	uint64_t	 last_tick;	/* last time given to tick() */
+	uint64_t	 last_update;	/* CLOCK_MONOTONIC of the last
+					   PACKET_STATISTICS read */
+	uint64_t	 out_of_order;	/* live: packets older than the one
+					   before them (merge limit) */
 };
 
 /*
@@ -73,7 +85,17 @@ int	weir_exp_check(json_t *exp, const json_t *policy, struct weir_err *err);
 /* Open inputs, stages and outputs.  Takes a reference to exp. */
 int	weir_pipeline_open(struct weir_pipeline *pl, json_t *exp,
 	    struct weir_err *err);
-/* Run to the end of the inputs.  Returns 0, or < 0 if anything failed. */
+/*
+ * Run to the end of the inputs.  Returns 0, or < 0 if anything failed.
+ * With live inputs it runs until *stop is set, "duration" passed or
+ * "count" packets passed; on a stop or the duration it stops the rings
+ * and drains what they hold (weir_live_stop), so nothing counted by the
+ * kernel is left behind.  When every live input is idle it waits up to
+ * WEIR_IDLE_WAIT_MS and ticks every module with the current time, less
+ * the rings' retire timeout (weir_live_horizon), so time-driven work
+ * (rotation, counter intervals) goes on on a quiet link.
+ */
+#define WEIR_IDLE_WAIT_MS	100
 int	weir_pipeline_run(struct weir_pipeline *pl, struct weir_err *err);
 /*
  * End of input: every output ends its flows and publishes its last files
@@ -91,9 +113,15 @@ int	weir_merge_init(struct weir_merge *m, struct weir_input *in,
 void	weir_merge_free(struct weir_merge *m);
 /*
  * Up to max packet pointers in timestamp order (ties: lower input
- * first).  Returns the count, 0 at the end of every input.
+ * first).  Returns the count, 0 at the end of every input or when every
+ * input not at its end is live and has nothing ready (then
+ * weir_merge_waiting() > 0).  A live input with nothing ready is left out
+ * of that round: order across inputs holds for what the rings held
+ * when the round started (docs/live.md).
  */
 unsigned weir_merge_next(struct weir_merge *m, struct weir_pkt **out,
 	    unsigned max);
+/* Inputs not at their end that had nothing ready at the last refill. */
+unsigned weir_merge_waiting(const struct weir_merge *m);
 
 #endif
