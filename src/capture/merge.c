@@ -9,16 +9,18 @@
  * passing its batches on.
  *
  * Live inputs (AF_PACKET rings) may have nothing ready: their refill
- * says -EAGAIN.  Such a source sits out the round (it cannot hold the
- * others back on an idle link); the sources that did have packets are
- * merged as files are.  The limit: a packet of a ring that was empty
- * when the round started, stamped earlier than packets this round hands
- * out, comes after them (docs/live.md).
+ * says -EAGAIN.  Such a source cannot hold the others back for ever on
+ * an idle link, but it may still deliver packets stamped up to its
+ * horizon (now less twice its block retire timeout and a margin): the
+ * others' packets newer than that wait.  The limit: a ring whose block
+ * comes later than the horizon (a stalled core) delivers after newer
+ * packets of other rings; the pipeline counts those (out_of_order).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "weir/live.h"
 #include "weir/log.h"
 #include "capture/pipeline.h"
 
@@ -83,6 +85,7 @@ unsigned
 weir_merge_next(struct weir_merge *m, struct weir_pkt **out, unsigned max)
 {
 	struct merge_src *s, *best;
+	uint64_t lim, now, h;
 	unsigned i, k = 0;
 
 	merge_refill(m);
@@ -94,6 +97,20 @@ weir_merge_next(struct weir_merge *m, struct weir_pkt **out, unsigned max)
 		}
 		s->used += k;
 		return k;
+	}
+	/* What idle live sources may still deliver. */
+	m->held_ts = 0;
+	lim = UINT64_MAX;
+	now = 0;
+	for (i = 0; i < m->n; i++) {
+		s = &m->src[i];
+		if (!s->waiting || s->done || !weir_live_is(s->in))
+			continue;
+		if (now == 0)
+			now = weir_live_now();
+		h = weir_live_horizon(s->in, now);
+		if (h < lim)
+			lim = h;
 	}
 	while (k < max) {
 		best = NULL;
@@ -109,6 +126,11 @@ weir_merge_next(struct weir_merge *m, struct weir_pkt **out, unsigned max)
 		}
 		if (best == NULL)
 			break;
+		if (best->pk[best->i].ts > lim) {
+			m->held_ts = best->pk[best->i].ts;
+			m->held_horizon = lim;
+			break;
+		}
 		best->used++;
 		best->used_bytes += best->pk[best->i].caplen;
 		out[k++] = &best->pk[best->i++];

@@ -641,12 +641,20 @@ live_idle(struct weir_pipeline *pl, struct weir_err *err)
 	struct weir_input *v[WEIR_MAX_INPUTS];
 	uint64_t now, h, t;
 	unsigned i, n = 0;
-	int rc;
+	int rc, wait;
 
 	for (i = 0; i < pl->merge.n; i++)
 		if (pl->merge.src[i].waiting && !pl->merge.src[i].done)
 			v[n++] = &pl->inputs[i];
-	rc = weir_live_wait(v, n, WEIR_IDLE_WAIT_MS);
+	/* Packets held for an idle ring: wait until its horizon passes
+	 * them (or it delivers), not a full idle period. */
+	wait = WEIR_IDLE_WAIT_MS;
+	if (pl->merge.held_ts > pl->merge.held_horizon &&
+	    (pl->merge.held_ts - pl->merge.held_horizon) / 1000000 + 1 <
+	    (uint64_t)wait)
+		wait = (int)((pl->merge.held_ts - pl->merge.held_horizon) /
+		    1000000) + 1;
+	rc = weir_live_wait(v, n, wait);
 	if (rc < 0) {
 		pl->failed = 1;
 		return weir_seterr(err, rc, "waiting for packets: %s",

@@ -43,6 +43,12 @@ struct merge_src {
 struct weir_merge {
 	struct merge_src src[WEIR_MAX_INPUTS];
 	unsigned	 n;
+	/*
+	 * Live: the oldest packet held back because an idle ring might
+	 * still deliver an older one (0: none), and the horizon it was
+	 * held against.
+	 */
+	uint64_t	 held_ts, held_horizon;
 };
 
 struct weir_pipeline {
@@ -116,8 +122,10 @@ void	weir_merge_free(struct weir_merge *m);
  * first).  Returns the count, 0 at the end of every input or when every
  * input not at its end is live and has nothing ready (then
  * weir_merge_waiting() > 0).  A live input with nothing ready is left out
- * of that round: order across inputs holds for what the rings held
- * when the round started (docs/live.md).
+ * of that round, but packets newer than its horizon (weir_live_horizon:
+ * what it may still deliver) are held back until the horizon passes
+ * them (held_ts), so the rings merge in time order as long as the
+ * kernel retires blocks within that horizon (docs/live.md).
  */
 unsigned weir_merge_next(struct weir_merge *m, struct weir_pkt **out,
 	    unsigned max);

@@ -62,7 +62,8 @@ field()
 }
 
 # cap_start NAME ARGS...: weir-capture in the capture namespace, in the
-# background; waits until its ring is open (its -v line says so).
+# background; waits until its NRINGS (default 1) rings are open (its -v
+# lines say so).
 CPID=
 cap_start()
 {
@@ -75,7 +76,8 @@ cap_start()
 	CPID=$!
 	NETNS_PIDS+=("$CPID")
 	for i in $(seq 100); do
-		grep -q "ring of" "$CERR" 2>/dev/null && return 0
+		[ "$(grep -c "ring of" "$CERR" 2>/dev/null)" -ge "${NRINGS:-1}" ] &&
+		    return 0
 		kill -0 "$CPID" 2>/dev/null || break
 		sleep 0.05
 	done
@@ -264,7 +266,7 @@ fi
 veth_add "${P}b" || fail "second veth pair"
 tra=suricata-tls-subjectaltname.pcap
 trb=ndpi-nintendo.pcap
-if cap_start two -i "$IFC" -i "${P}b-c" -w "$T/two.pcapng" --summary "$T/two.sum"; then
+if NRINGS=2 cap_start two -i "$IFC" -i "${P}b-c" -w "$T/two.pcapng" --summary "$T/two.sum"; then
 	replay "$IFS_" "$DATA/$tra" &
 	R1=$!
 	in_s tcpreplay --pps "$RATE" -i "${P}b-s" "$DATA/$trb" >"$T/two.rb" 2>&1

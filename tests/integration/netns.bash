@@ -64,6 +64,16 @@ veth_add()
 	ip netns exec "$NETNS_C" sysctl -qw "net.ipv6.conf.$n-c.disable_ipv6=1"
 	ip -n "$NETNS_S" link set "$n-s" mtu 9000 up || return 1
 	ip -n "$NETNS_C" link set "$n-c" mtu 9000 up || return 1
+	# frames sent before the carrier is up (linkwatch runs later)
+	# vanish: wait for both ends to be operationally up
+	local i
+	for i in $(seq 60); do
+		ip -n "$NETNS_S" link show dev "$n-s" | grep -q 'state UP' &&
+		    ip -n "$NETNS_C" link show dev "$n-c" | grep -q 'state UP' &&
+		    return 0
+		sleep 0.05
+	done
+	return 1
 }
 
 in_s()
