@@ -72,6 +72,7 @@
 #define VICTIM_SCAN	8		/* buffered flows looked at */
 #define RND_BYTES	4096
 #define NIOV		1024		/* <= IOV_MAX */
+#define MAX_WRITERS	16
 
 /* Protocol selection bits. */
 #define P_TCP		0x1
@@ -151,9 +152,10 @@ struct fp_out {
 	uint32_t	 snap;
 	int		 zero, stream, compress, clevel, nano, index;
 	uint64_t	 min_packets;
-	int		 thread;		/* writer thread wanted */
-	uint32_t	 queue;			/* its ring length */
-	struct fpw	*w;
+	int		 nthreads;		/* writer threads wanted */
+	uint32_t	 queue;			/* ring length of each */
+	struct fpw	*w[MAX_WRITERS];
+	int		 nw;			/* >= 1 once open */
 
 	/* chunk pool */
 	uint8_t		*pool;
@@ -197,7 +199,7 @@ static const char *const fp_keys[] = { "type", "dir", "protocols",
 	"flow_timeout", "capture_duration", "max_header_size",
 	"zero_payload", "mode", "max_memory", "max_flows", "max_open_files",
 	"compress", "compress_level", "precision", "min_packets", "index",
-	"writer_thread", "queue_length", NULL };
+	"writer_threads", "queue_length", NULL };
 static const char *const modes[] = { "buffered", "stream", NULL };
 static const char *const compressions[] = { "none", "zstd", NULL };
 static const char *const precisions[] = { "us", "ns", NULL };
@@ -238,8 +240,8 @@ fp_check(json_t *conf, const json_t *policy, struct weir_err *err)
 	    (rc = weir_conf_int(conf, MOD, "min_packets", 1, 1, 1000000,
 	    NULL, err)) < 0 ||
 	    (rc = weir_conf_bool(conf, MOD, "index", 1, NULL, err)) < 0 ||
-	    (rc = weir_conf_bool(conf, MOD, "writer_thread", 1, NULL,
-	    err)) < 0 ||
+	    (rc = weir_conf_int(conf, MOD, "writer_threads", 2, 0,
+	    MAX_WRITERS, NULL, err)) < 0 ||
 	    (rc = weir_conf_int(conf, MOD, "queue_length", 1024, 1, 65536,
 	    NULL, err)) < 0)
 		return rc;
@@ -283,7 +285,7 @@ CH(const struct fp_out *o, uint32_t i)
 	return (struct fpw_chunk *)(void *)(o->pool + (size_t)i * o->csize);
 }
 
-#define note_error(o, ...)	fpw_note_error((o)->w, __VA_ARGS__)
+#define note_error(o, ...)	fpw_note_error((o)->w[0], __VA_ARGS__)
 
 /*
  * UUIDv7 (RFC 9562): 48 bits of Unix milliseconds (the flow's first
@@ -673,13 +675,49 @@ static int
 reclaim(struct fp_out *o)
 {
 	uint32_t head, tail, n;
+	int i, got = 0;
 
-	if ((n = fpw_reclaim(o->w, &head, &tail)) == 0)
-		return 0;
-	CH(o, tail)->next = o->freelist;
-	o->freelist = head;
-	o->used -= n;
-	return 1;
+	for (i = 0; i < o->nw; i++) {
+		if ((n = fpw_reclaim(o->w[i], &head, &tail)) == 0)
+			continue;
+		CH(o, tail)->next = o->freelist;
+		o->freelist = head;
+		o->used -= n;
+		got = 1;
+	}
+	return got;
+}
+
+/* The writer with the most jobs queued, NULL if all are idle. */
+static struct fpw *
+busiest(struct fp_out *o)
+{
+	uint32_t n, max = 0;
+	struct fpw *w = NULL;
+	int i;
+
+	for (i = 0; i < o->nw; i++)
+		if ((n = fpw_queued(o->w[i])) > max) {
+			max = n;
+			w = o->w[i];
+		}
+	return w;
+}
+
+/* The writer with the fewest jobs queued. */
+static struct fpw *
+idlest(struct fp_out *o)
+{
+	uint32_t n, min = UINT32_MAX;
+	struct fpw *w = o->w[0];
+	int i;
+
+	for (i = 0; i < o->nw && min > 0; i++)
+		if ((n = fpw_queued(o->w[i])) < min) {
+			min = n;
+			w = o->w[i];
+		}
+	return w;
 }
 
 /*
@@ -691,6 +729,7 @@ reclaim(struct fp_out *o)
 static uint32_t
 chunk_alloc(struct fp_out *o)
 {
+	struct fpw *w;
 	uint32_t i;
 
 	for (;;) {
@@ -705,8 +744,8 @@ chunk_alloc(struct fp_out *o)
 			i = o->fresh++;
 			break;
 		}
-		if (fpw_busy(o->w)) {
-			fpw_wait(o->w);
+		if ((w = busiest(o)) != NULL) {
+			fpw_wait(w);
 			continue;
 		}
 		if (o->lists[L_DIRTY].head == NULL &&
@@ -733,13 +772,15 @@ static void
 flow_publish(struct fp_out *o, struct weir_flow *f)
 {
 	struct fp_flow *u = U(f);
+	struct fpw *w;
 	struct fpw_job *j;
 	int32_t s;
 
 	list_del(o, f);
 	if (!(u->flags & F_FILE) && u->head == NONE)
 		return;		/* nothing was kept (failed, empty) */
-	j = fpw_job_slot(o->w);
+	w = idlest(o);
+	j = fpw_job_slot(w);
 	j->key = f->key;
 	memcpy(j->uuid, u->uuid, sizeof(j->uuid));
 	j->first_ts = u->first_ts;
@@ -776,7 +817,7 @@ flow_publish(struct fp_out *o, struct weir_flow *f)
 		u->head = u->tail = NONE;
 		u->pending = u->npending = u->nchunks = 0;
 	}
-	fpw_job_commit(o->w);
+	fpw_job_commit(w);
 }
 
 /* Expiry callback of the flow table. */
@@ -844,8 +885,9 @@ fp_free(struct fp_out *o)
 
 	if (o == NULL)
 		return;
-	/* The writer first: its jobs use the pool and the directory. */
-	fpw_free(o->w);
+	/* The writers first: their jobs use the pool and the directory. */
+	for (i = 0; i < o->nw; i++)
+		fpw_free(o->w[i]);
 	weir_flowtab_free(o->ft);
 	for (i = 0; i < o->nslots; i++)
 		if (o->slots[i].fd >= 0)
@@ -914,8 +956,10 @@ fp_open(void **st, const json_t *conf, const struct weir_env *env,
 	    "min_packets"));
 	if (o->min_packets == 0)
 		o->min_packets = 1;
-	v = json_object_get(conf, "writer_thread");
-	o->thread = v == NULL || json_is_true(v);
+	v = json_object_get(conf, "writer_threads");
+	o->nthreads = v == NULL ? 2 : (int)json_integer_value(v);
+	if (o->nthreads < 0 || o->nthreads > MAX_WRITERS)
+		o->nthreads = 2;
 	o->queue = (uint32_t)json_integer_value(json_object_get(conf,
 	    "queue_length"));
 	if (o->queue == 0)
@@ -973,13 +1017,17 @@ fp_open(void **st, const json_t *conf, const struct weir_env *env,
 	wc.compress = o->compress;
 	wc.clevel = o->clevel;
 	wc.index = o->index;
-	wc.thread = o->thread;
+	wc.thread = o->nthreads > 0;
 	wc.queue = o->queue;
 	wc.dirfd = o->dirfd;
-	if ((rc = fpw_new(&o->w, &wc, msg, sizeof(msg))) < 0) {
-		rc = weir_seterr(err, rc, "%s: %s", MOD, msg);
-		goto fail;
-	}
+	/* writer_threads 0: one writer, inline in this thread. */
+	do {
+		if ((rc = fpw_new(&o->w[o->nw], &wc, msg, sizeof(msg))) < 0) {
+			rc = weir_seterr(err, rc, "%s: %s", MOD, msg);
+			goto fail;
+		}
+		o->nw++;
+	} while (o->nw < o->nthreads);
 	memset(&fc, 0, sizeof(fc));
 	fc.idle_ns = (uint64_t)(json_number_value(json_object_get(conf,
 	    "flow_timeout")) * 1e9 + 0.5);
@@ -995,7 +1043,8 @@ fp_open(void **st, const json_t *conf, const struct weir_env *env,
 	/* The writer's ring and index buffers are small and fixed. */
 	o->mem_bound = (uint64_t)weir_flowtab_entry_bytes(o->ft) *
 	    fc.max_flows + (uint64_t)o->nchunks * o->csize +
-	    (uint64_t)o->queue * sizeof(struct fpw_job) + 4 * 32768;
+	    (uint64_t)o->nw * (o->queue * sizeof(struct fpw_job) +
+	    4 * 32768);
 	*st = o;
 	return 0;
 fail:
@@ -1195,7 +1244,8 @@ fp_packet(void *st, struct weir_batch *b)
 		keep(o, f, p);
 	}
 	flush_dirty(o);
-	fpw_idle(o->w);
+	for (i = 0; i < (unsigned)o->nw; i++)
+		fpw_idle(o->w[i]);
 	return 0;
 }
 
@@ -1203,15 +1253,50 @@ static int
 fp_tick(void *st, uint64_t now)
 {
 	struct fp_out *o = st;
-
 	struct weir_flow *f;
+	int i;
 
 	weir_flowtab_tick(o->ft, now);
 	while ((f = o->lists[L_WAITING].head) != NULL &&
 	    U(f)->since + STREAM_DELAY <= now)
 		flow_write(o, f, 1);
-	fpw_idle(o->w);
+	for (i = 0; i < o->nw; i++)
+		fpw_idle(o->w[i]);
 	return 0;
+}
+
+/* The writers' counters added up; the first error of the first. */
+static void
+sum_stats(struct fp_out *o, struct fpw_stats *s, char *first, size_t len)
+{
+	struct fpw_stats x;
+	char e[256];
+	int i;
+
+	memset(s, 0, sizeof(*s));
+	if (first != NULL)
+		first[0] = '\0';
+	for (i = 0; i < o->nw; i++) {
+		fpw_stats(o->w[i], &x, e, sizeof(e));
+		s->done_packets += x.done_packets;
+		s->written += x.written;
+		s->written_bytes += x.written_bytes;
+		s->missed += x.missed;
+		s->files += x.files;
+		s->write_errors += x.write_errors;
+		s->publish_errors += x.publish_errors;
+		s->index_errors += x.index_errors;
+		s->index_writes += x.index_writes;
+		s->jobs += x.jobs;
+		s->waits_full += x.waits_full;
+		s->waits_memory += x.waits_memory;
+		s->tmpfile += x.tmpfile;
+		s->threaded += x.threaded;
+		if (x.queue_peak > s->queue_peak)
+			s->queue_peak = x.queue_peak;
+		if (first != NULL && first[0] == '\0')
+			snprintf(first, len, "%s", e);
+	}
 }
 
 static size_t
@@ -1221,7 +1306,7 @@ fp_stats(void *st, struct weir_counter *c, size_t max)
 	struct fpw_stats w;
 	uint64_t pending, missed;
 
-	fpw_stats(o->w, &w, NULL, 0);
+	sum_stats(o, &w, NULL, 0);
 	pending = o->pending + o->queued - w.done_packets;
 	missed = o->missed + w.missed;
 	{
@@ -1256,7 +1341,7 @@ fp_stats(void *st, struct weir_counter *c, size_t max)
 		{ "memory_bytes_peak", (uint64_t)o->peak * o->csize },
 		{ "memory_bound_bytes", o->mem_bound },
 		/* WEIR_MAX_COUNTERS (32) is reached here */
-		{ "writer_thread", (uint64_t)w.threaded },
+		{ "writer_threads", (uint64_t)w.threaded },
 		{ "writer_queue_peak", w.queue_peak },
 		{ "writer_waits", w.waits_full + w.waits_memory },
 		{ "files_tmpfile", w.tmpfile },
@@ -1272,16 +1357,17 @@ fp_finish(void *st, struct weir_err *err)
 	struct fp_out *o = st;
 	struct fpw_stats w;
 	char first[256];
-	int rc = 0;
+	int i, rc = 0;
 
 	if (o->finished)
 		return 0;
 	o->finished = 1;
 	weir_flowtab_flush(o->ft);
-	/* Every job done, every index line out, the thread gone. */
-	fpw_drain(o->w);
+	/* Every job done, every index line out, the threads gone. */
+	for (i = 0; i < o->nw; i++)
+		fpw_drain(o->w[i]);
 	reclaim(o);
-	fpw_stats(o->w, &w, first, sizeof(first));
+	sum_stats(o, &w, first, sizeof(first));
 	log_info("%s: %" PRIu64 " flows, %" PRIu64 " files, %" PRIu64
 	    " packets written, %" PRIu64 " missed, %" PRIu64 " skipped after "
 	    "capture_duration", MOD, o->flows_started, w.files,

@@ -43,6 +43,7 @@
 #define LINE_MAX_LEN	1024
 #define ZBUF		(128 * 1024)
 #define NIOV		1024		/* <= IOV_MAX */
+#define WAKE_BATCH	32		/* jobs before the writer is woken */
 
 /* How a tmpfile gets its name (w->link). */
 #define LK_EMPTY	0	/* linkat(fd, "", AT_EMPTY_PATH) */
@@ -71,6 +72,7 @@ struct fpw {
 	pthread_cond_t	 cv_work, cv_done;
 	pthread_t	 th;
 	int		 started, quit, wsleep, pwait;
+	uint32_t	 pwant;		/* the pipeline waits for count <= */
 
 	/* ring: the pipeline fills ring[head], the writer runs ring[tail] */
 	struct fpw_job	*ring;
@@ -774,6 +776,8 @@ writer_main(void *arg)
 	struct fpw_job *j;
 	struct wres r;
 
+	/* For top -H, perf and the like. */
+	pthread_setname_np(pthread_self(), "weir-flowpcap");
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		if (w->count == 0) {
@@ -802,7 +806,11 @@ writer_main(void *arg)
 		job_done(w, j, &r);
 		w->tail = (w->tail + 1) % w->cap;
 		__atomic_store_n(&w->count, w->count - 1, __ATOMIC_RELEASE);
-		if (w->pwait)
+		/*
+		 * Woken at a low-water mark, not per job, so that a full
+		 * ring does not switch threads for every file.
+		 */
+		if (w->pwait && w->count <= w->pwant)
 			pthread_cond_signal(&w->cv_done);
 	}
 	pthread_mutex_unlock(&w->mu);
@@ -821,7 +829,10 @@ fpw_job_slot(struct fpw *w)
 		if (n >= w->cap) {
 			pthread_mutex_lock(&w->mu);
 			w->st.waits_full++;
-			while (w->count >= w->cap) {
+			if (w->wsleep)
+				pthread_cond_signal(&w->cv_work);
+			w->pwant = w->cap / 2;
+			while (w->count > w->pwant) {
 				w->pwait = 1;
 				pthread_cond_wait(&w->cv_done, &w->mu);
 				w->pwait = 0;
@@ -855,7 +866,8 @@ fpw_job_commit(struct fpw *w)
 	__atomic_store_n(&w->count, w->count + 1, __ATOMIC_RELEASE);
 	if (w->count > w->st.queue_peak)
 		w->st.queue_peak = w->count;
-	if (w->wsleep)
+	/* A sleeping writer is woken per WAKE_BATCH jobs or by fpw_idle. */
+	if (w->wsleep && (w->count >= WAKE_BATCH || w->count >= w->cap))
 		pthread_cond_signal(&w->cv_work);
 	pthread_mutex_unlock(&w->mu);
 }
@@ -877,11 +889,11 @@ fpw_reclaim(struct fpw *w, uint32_t *head, uint32_t *tail)
 	return n;
 }
 
-int
-fpw_busy(struct fpw *w)
+uint32_t
+fpw_queued(struct fpw *w)
 {
-	return w->started && __atomic_load_n(&w->count,
-	    __ATOMIC_ACQUIRE) > 0;
+	return w->started ? __atomic_load_n(&w->count, __ATOMIC_ACQUIRE) :
+	    0;
 }
 
 void
@@ -891,10 +903,16 @@ fpw_wait(struct fpw *w)
 		return;
 	pthread_mutex_lock(&w->mu);
 	if (w->count > 0 && w->rn == 0) {
+		/* Half of what is queued done (at least one job). */
 		w->st.waits_memory++;
-		w->pwait = 1;
-		pthread_cond_wait(&w->cv_done, &w->mu);
-		w->pwait = 0;
+		if (w->wsleep)
+			pthread_cond_signal(&w->cv_work);
+		w->pwant = w->count / 2;
+		while (w->count > w->pwant) {
+			w->pwait = 1;
+			pthread_cond_wait(&w->cv_done, &w->mu);
+			w->pwait = 0;
+		}
 	}
 	pthread_mutex_unlock(&w->mu);
 }
@@ -902,7 +920,17 @@ fpw_wait(struct fpw *w)
 void
 fpw_idle(struct fpw *w)
 {
-	if (w->started || !w->idirty)
+	if (w->started) {
+		/* End of a batch: a sleeping writer gets what is queued. */
+		if (__atomic_load_n(&w->count, __ATOMIC_ACQUIRE) > 0) {
+			pthread_mutex_lock(&w->mu);
+			if (w->wsleep)
+				pthread_cond_signal(&w->cv_work);
+			pthread_mutex_unlock(&w->mu);
+		}
+		return;
+	}
+	if (!w->idirty)
 		return;
 	index_flush_all(w);
 	pthread_mutex_lock(&w->mu);
@@ -933,7 +961,6 @@ fpw_stats(struct fpw *w, struct fpw_stats *s, char *first_error,
 {
 	pthread_mutex_lock(&w->mu);
 	*s = w->st;
-	s->threaded = w->started;
 	if (first_error != NULL)
 		snprintf(first_error, len, "%s", w->first_error);
 	pthread_mutex_unlock(&w->mu);
@@ -1007,7 +1034,7 @@ fpw_new(struct fpw **wp, const struct fpw_conf *c, char *msg, size_t len)
 		rc = pthread_create(&w->th, NULL, writer_main, w);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (rc == 0)
-			w->started = 1;
+			w->started = w->st.threaded = 1;
 		else {
 			/* Still correct, only slower: publish inline. */
 			log_warn("%s: cannot start the writer thread (%s): "

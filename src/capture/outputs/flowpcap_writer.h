@@ -81,7 +81,7 @@ struct fpw_stats {
 	uint64_t	jobs, queue_peak, waits_full, waits_memory;
 	uint64_t	index_writes;
 	uint64_t	tmpfile;	/* files created with O_TMPFILE */
-	int		threaded;	/* a thread is running */
+	int		threaded;	/* a thread was started */
 };
 
 struct fpw;
@@ -98,7 +98,7 @@ void	fpw_job_commit(struct fpw *);
  * free list (its tail in *tail), the return value its length.
  */
 uint32_t fpw_reclaim(struct fpw *, uint32_t *, uint32_t *);
-int	fpw_busy(struct fpw *);
+uint32_t fpw_queued(struct fpw *);	/* jobs not finished */
 void	fpw_wait(struct fpw *);		/* until a job finishes */
 void	fpw_idle(struct fpw *);		/* end of a batch (inline mode) */
 void	fpw_drain(struct fpw *);	/* every job done, thread gone */
