@@ -530,7 +530,18 @@ run_fp gen-zst "$GEN" ", $COMMON, \"mode\": \"stream\", \"compress\": \"zstd\"" 
     check gen-zst "$GEN" 128 1.5 tcp,udp,icmp ns "gentrace 40k, stream, zstd"
 run_fp gen-bzst "$GEN" ", $COMMON, \"compress\": \"zstd\"" &&
     check gen-bzst "$GEN" 128 1.5 tcp,udp,icmp ns "gentrace 40k, buffered, zstd"
-for m in gen-stream gen-mem gen-zst gen-bzst; do
+# the writers: inline (no thread), and three threads behind rings of one
+# job with a small pool (the pipeline waits for them, nothing is lost)
+run_fp gen-inline "$GEN" ", $COMMON, \"mode\": \"stream\", \"writer_threads\": 0, \"compress\": \"zstd\"" &&
+    check gen-inline "$GEN" 128 1.5 tcp,udp,icmp ns "gentrace 40k, stream, zstd, inline writer"
+is "$(counter gen-inline writer_threads)" 0 "writer_threads 0: no thread"
+run_fp gen-q1 "$GEN" ", $COMMON, \"writer_threads\": 3, \"queue_length\": 1, \"max_memory\": 262144" &&
+    check gen-q1 "$GEN" 128 1.5 tcp,udp,icmp ns "gentrace 40k, 3 writers, rings of 1 job, 256 KiB"
+is "$(counter gen-q1 writer_threads)" 3 "three writer threads ran"
+r=$(counter gen-q1 writer_waits)
+[ "$r" -gt 0 ] && pass "rings of 1 job: the pipeline waited ($r times), counted" ||
+    fail "rings of 1 job: the pipeline waited" "writer_waits $r"
+for m in gen-stream gen-mem gen-zst gen-bzst gen-inline gen-q1; do
 	if out=$(python3 "$CHECK" same "$WEIR_TMP/gen-buf/out" "$WEIR_TMP/$m/out"); then
 		pass "$m and gen-buf hold the same flows and bytes: $out"
 	else

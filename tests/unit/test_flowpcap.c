@@ -5,6 +5,11 @@
  * cleared by hand; file layout and index fields are checked against the
  * pcap format (24-byte header, 16-byte records) and the chosen times.
  * tests/integration/flowpcap.sh checks real traces against tshark.
+ * The writer threads: thousands of short flows through a ring of two
+ * jobs and a 64 KiB pool give the same files as the inline writer,
+ * every packet counted while they run; errors met by a writer thread
+ * (a day directory that cannot be made, a file size limit) fail
+ * finish() with the file's name and are counted.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -12,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -291,6 +298,234 @@ test_flow(const char *mode, int max_open)
 	json_decref(c);
 }
 
+/* Flow i: ports 1024 + i -> 443 (mk() builds 40000 -> 443). */
+static void
+mkport(struct tp *t, int i, int rev, uint8_t flags, uint64_t ts)
+{
+	mk(t, rev, flags, 0, ts);
+	put16be(t->p.data + (rev ? 36 : 34), (uint16_t)(1024 + i));
+}
+
+/* Every file under dir (recursively) but index.jsonl, read, sorted. */
+struct blob {
+	uint8_t	b[512];
+	long	n;
+};
+
+static int
+blob_cmp(const void *a, const void *b)
+{
+	const struct blob *x = a, *y = b;
+
+	if (x->n != y->n)
+		return x->n < y->n ? -1 : 1;
+	return memcmp(x->b, y->b, (size_t)x->n);
+}
+
+static int
+read_files(const char *day, struct blob *v, int max, int *hidden)
+{
+	DIR *d = opendir(day);
+	struct dirent *e;
+	char path[700];
+	int n = 0;
+
+	*hidden = 0;
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.') {
+			if (strcmp(e->d_name, ".") != 0 &&
+			    strcmp(e->d_name, "..") != 0)
+				(*hidden)++;
+			continue;
+		}
+		if (strcmp(e->d_name, "index.jsonl") == 0 || n >= max)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", day, e->d_name);
+		v[n].n = slurp(path, v[n].b, sizeof(v[n].b));
+		n++;
+	}
+	closedir(d);
+	qsort(v, (size_t)n, sizeof(*v), blob_cmp);
+	return n;
+}
+
+static long
+count_lines(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long n = 0;
+	int ch;
+
+	if (f == NULL)
+		return -1;
+	while ((ch = fgetc(f)) != EOF)
+		n += ch == '\n';
+	fclose(f);
+	return n;
+}
+
+#define NFLOWS	3000
+
+/*
+ * NFLOWS connections of three packets (SYN, SYN-ACK, RST: the RST ends
+ * the flow at once), with threads writers over a ring of queue jobs.
+ */
+static int
+run_many(const char *name, int threads, int queue, struct blob *files,
+    uint64_t *waits)
+{
+	const struct weir_module *m = &weir_mod_flowpcap;
+	static struct tp t[15];
+	struct weir_env env;
+	struct weir_err err;
+	char dir[300], day[400], idx[500];
+	void *st = NULL;
+	json_t *c;
+	int i, k, n, hidden, good = 1;
+	uint64_t in = 0, w, p, d;
+
+	snprintf(dir, sizeof(dir), "%s/%s", tmp, name);
+	memset(&env, 0, sizeof(env));
+	c = json_pack("{s:s,s:s,s:i,s:i,s:i}", "type", "flowpcap", "dir",
+	    dir, "writer_threads", threads, "queue_length", queue,
+	    "max_memory", 65536);
+	ok(m->check(c, NULL, &err) == 0 && m->open(&st, c, &env, &err) == 0,
+	    "%s: open: %s", name, err.msg);
+	json_decref(c);
+	if (st == NULL)
+		return -1;
+	ok(ctr(m, st, "writer_threads") == (uint64_t)threads,
+	    "%s: %d writer threads running", name, threads);
+	for (i = 0; i < NFLOWS; i += 5) {
+		for (k = 0; k < 5; k++) {
+			uint64_t ts = T0 + (uint64_t)(i + k) * 1000000;
+
+			mkport(&t[3 * k], i + k, 0, 0x02, ts);
+			mkport(&t[3 * k + 1], i + k, 1, 0x12, ts + 1000);
+			mkport(&t[3 * k + 2], i + k, 0, 0x04, ts + 2000);
+		}
+		if (feed(m, st, t, 15) != 0)
+			good = 0;
+		in += 15;
+		/* Every packet counted while the writers run. */
+		w = ctr(m, st, "written");
+		p = ctr(m, st, "pending");
+		d = ctr(m, st, "dropped");
+		if (w + p + d != in)
+			good = 0;
+	}
+	ok(good, "%s: written + pending + dropped = in after every batch",
+	    name);
+	*waits = ctr(m, st, "writer_waits");
+	ok(m->finish(st, &err) == 0, "%s: finish drains the writers: %s",
+	    name, err.msg);
+	ok(ctr(m, st, "files_written") == NFLOWS &&
+	    ctr(m, st, "written") == 3 * NFLOWS &&
+	    ctr(m, st, "pending") == 0 && ctr(m, st, "dropped") == 0 &&
+	    ctr(m, st, "missed_packets") == 0,
+	    "%s: after finish: %d files, %d packets written, none pending",
+	    name, NFLOWS, 3 * NFLOWS);
+	ok(m->close(st, &err) == 0, "%s: close: %s", name, err.msg);
+	snprintf(day, sizeof(day), "%s/2024/01/01", dir);
+	n = read_files(day, files, NFLOWS, &hidden);
+	snprintf(idx, sizeof(idx), "%s/index.jsonl", day);
+	ok(n == NFLOWS && hidden == 0 && count_lines(idx) == NFLOWS,
+	    "%s: %d files (%d), no hidden file (%d), one index line each "
+	    "(%ld)", name, NFLOWS, n, hidden, count_lines(idx));
+	return n;
+}
+
+static void
+test_threads(void)
+{
+	static struct blob a[NFLOWS], b[NFLOWS];
+	uint64_t wa, wb;
+	int na, nb, i, good;
+
+	na = run_many("inline", 0, 1, a, &wa);
+	nb = run_many("threads", 2, 2, b, &wb);
+	ok(wb > 0, "threads: a ring of 2 jobs made the pipeline wait "
+	    "(%" PRIu64 " times), counted, nothing dropped", wb);
+	good = na == nb && na > 0;
+	for (i = 0; good && i < na; i++)
+		if (blob_cmp(&a[i], &b[i]) != 0)
+			good = 0;
+	/* 24 + 3 x (16 + 54) bytes each, as the inline writer's */
+	ok(good && a[0].n == 24 + 3 * 70 && a[na - 1].n == 24 + 3 * 70,
+	    "threads: the same %d files, byte for byte, as inline", na);
+}
+
+/* One three-packet flow; finish() must fail, naming what. */
+static void
+test_thread_error(const char *name, const char *want)
+{
+	const struct weir_module *m = &weir_mod_flowpcap;
+	static struct tp t[3];
+	struct weir_env env;
+	struct weir_err err;
+	char dir[300];
+	void *st = NULL;
+	json_t *c;
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s/%s", tmp, name);
+	memset(&env, 0, sizeof(env));
+	memset(&err, 0, sizeof(err));
+	c = json_pack("{s:s,s:s,s:i}", "type", "flowpcap", "dir", dir,
+	    "writer_threads", 1);
+	ok(m->check(c, NULL, &err) == 0 && m->open(&st, c, &env, &err) == 0,
+	    "%s: open: %s", name, err.msg);
+	json_decref(c);
+	if (st == NULL)
+		return;
+	mkport(&t[0], 1, 0, 0x02, T0);
+	mkport(&t[1], 1, 1, 0x12, T0 + 1000);
+	mkport(&t[2], 1, 0, 0x04, T0 + 2000);
+	ok(feed(m, st, t, 3) == 0, "%s: packets taken", name);
+	rc = m->finish(st, &err);
+	ok(rc < 0 && strstr(err.msg, want) != NULL,
+	    "%s: finish fails, naming it: %s", name, err.msg);
+	ok(ctr(m, st, "missed_packets") == 3 &&
+	    ctr(m, st, "write_errors") == 1 &&
+	    ctr(m, st, "files_written") == 0 && ctr(m, st, "pending") == 0,
+	    "%s: 3 packets missed, 1 write error, no file", name);
+	m->close(st, &err);
+}
+
+static void
+test_errors(void)
+{
+	char path[400];
+	struct rlimit old, lim;
+	FILE *f;
+
+	/* The day directory's place is taken by a file. */
+	snprintf(path, sizeof(path), "%s/nodir", tmp);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/nodir/2024", tmp);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/nodir/2024/01", tmp);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/nodir/2024/01/01", tmp);
+	if ((f = fopen(path, "w")) != NULL)
+		fclose(f);
+	test_thread_error("nodir", "cannot create directory '2024/01/01'");
+
+	/* A file size limit: writes fail with EFBIG in the thread. */
+	signal(SIGXFSZ, SIG_IGN);
+	getrlimit(RLIMIT_FSIZE, &old);
+	lim = old;
+	lim.rlim_cur = 100;
+	if (setrlimit(RLIMIT_FSIZE, &lim) < 0) {
+		ok(0, "setrlimit: %s", strerror(errno));
+		return;
+	}
+	test_thread_error("fsize", "File too large");
+	setrlimit(RLIMIT_FSIZE, &old);
+}
+
 int
 main(void)
 {
@@ -302,6 +537,8 @@ main(void)
 	test_check();
 	test_flow("buffered", 256);
 	test_flow("stream", 1);
+	test_threads();
+	test_errors();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
 	if (system(cmd) != 0)
 		fprintf(stderr, "cannot remove %s\n", tmp);

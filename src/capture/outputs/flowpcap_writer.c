@@ -40,7 +40,7 @@
 #define DAY_NS		(UINT64_C(86400) * NS)
 #define NDAYS		4
 #define IBUF		(32 * 1024)	/* index lines per write */
-#define LINE_MAX_LEN	1024
+#define IDX_LINE_MAX	2048		/* > the longest index line */
 #define ZBUF		(128 * 1024)
 #define NIOV		1024		/* <= IOV_MAX */
 #define WAKE_BATCH	32		/* jobs before the writer is woken */
@@ -93,7 +93,6 @@ struct fpw {
 	uint8_t		 fhdr[FPW_FILE_HDR];
 	ZSTD_CCtx	*zc;
 	uint8_t		*zin, *zout;
-	char		 line[LINE_MAX_LEN];
 	uint64_t	 index_errors, index_writes;	/* folded under mu */
 };
 
@@ -304,54 +303,172 @@ addr_str(const struct weir_flow_key *k, int i, char *buf, size_t len)
 		snprintf(buf, len, "?");
 }
 
+/*
+ * Index lines are formatted by hand: snprintf() and strftime() were a
+ * tenth of a writer's time.  The text is the same as printf's
+ * (unsigned decimal) and as weir_fw_rfc3339()'s (tests compare).
+ */
+static char *
+p_str(char *p, const char *s)
+{
+	size_t n = strlen(s);
+
+	memcpy(p, s, n);
+	return p + n;
+}
+
+static char *
+p_u64(char *p, uint64_t v)
+{
+	char b[20];
+	int n = 0;
+
+	do {
+		b[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	while (n > 0)
+		*p++ = b[--n];
+	return p;
+}
+
+static char *
+p_dig(char *p, unsigned v, int n)
+{
+	int i;
+
+	for (i = n - 1; i >= 0; i--) {
+		p[i] = (char)('0' + v % 10);
+		v /= 10;
+	}
+	return p + n;
+}
+
+/*
+ * "2024-01-02T03:04:05.123456789Z".  Civil date from days since the
+ * epoch (the proleptic Gregorian calendar, as gmtime()).
+ */
+static char *
+p_time(char *p, uint64_t ns)
+{
+	uint64_t sec = ns / NS;
+	int64_t z = (int64_t)(sec / 86400) + 719468, era, doe, yoe, y, doy,
+	    mp, d, m;
+	unsigned sod = (unsigned)(sec % 86400);
+
+	era = z / 146097;
+	doe = z - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	y = yoe + era * 400;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	d = doy - (153 * mp + 2) / 5 + 1;
+	m = mp < 10 ? mp + 3 : mp - 9;
+	y += m <= 2;
+	if (y < 0 || y > 9999) {
+		/* Not a pcap time; as weir_fw_rfc3339() would. */
+		char t[40];
+
+		weir_fw_rfc3339(ns, t, sizeof(t));
+		return p_str(p, t);
+	}
+	p = p_dig(p, (unsigned)y, 4);
+	*p++ = '-';
+	p = p_dig(p, (unsigned)m, 2);
+	*p++ = '-';
+	p = p_dig(p, (unsigned)d, 2);
+	*p++ = 'T';
+	p = p_dig(p, sod / 3600, 2);
+	*p++ = ':';
+	p = p_dig(p, sod / 60 % 60, 2);
+	*p++ = ':';
+	p = p_dig(p, sod % 60, 2);
+	*p++ = '.';
+	p = p_dig(p, (unsigned)(ns % NS), 9);
+	*p++ = 'Z';
+	return p;
+}
+
 /* Add the published file's line to its day's index buffer. */
 static void
 index_line(struct fpw *w, const struct fpw_job *j, struct wday *d,
     const char *file, uint64_t written, uint64_t missed)
 {
 	const struct weir_flow_key *k = &j->key;
-	char us[40], a0[INET6_ADDRSTRLEN], a1[INET6_ADDRSTRLEN];
-	char t0[40], t1[40], ports[64];
+	char us[40], a[INET6_ADDRSTRLEN], *p;
 	uint64_t last = j->last_ts;
-	int n;
+	int i;
 
 	if (!w->c.index)
 		return;
+	if (IBUF - d->ilen < IDX_LINE_MAX)
+		index_flush(w, d);
+	p = d->ibuf + d->ilen;
 	fpw_uuid_str(j->uuid, us);
-	addr_str(k, 0, a0, sizeof(a0));
-	addr_str(k, 1, a1, sizeof(a1));
 	if (last < j->first_ts)
 		last = j->first_ts;
-	weir_fw_rfc3339(j->first_ts, t0, sizeof(t0));
-	weir_fw_rfc3339(last, t1, sizeof(t1));
-	if (k->proto == 1 || k->proto == 58)
-		snprintf(ports, sizeof(ports), "\"icmp_type\":%u,"
-		    "\"icmp_code\":%u", k->port[1] >> 8, k->port[1] & 0xff);
-	else
-		snprintf(ports, sizeof(ports), "\"sport\":%u,\"dport\":%u",
-		    k->port[0], k->port[1]);
-	n = snprintf(w->line, sizeof(w->line),
-	    "{\"uuid\":\"%s\",\"file\":\"%s\",\"path\":\"%s/%s\","
-	    "\"family\":%u,\"proto\":%u,\"src\":\"%s\",\"dst\":\"%s\",%s,"
-	    "\"vlan\":%u,\"first_ts\":\"%s\",\"first_ts_ns\":%" PRIu64 ","
-	    "\"last_ts\":\"%s\",\"last_ts_ns\":%" PRIu64 ","
-	    "\"packets_fwd\":%" PRIu64 ",\"bytes_fwd\":%" PRIu64 ","
-	    "\"packets_rev\":%" PRIu64 ",\"bytes_rev\":%" PRIu64 ","
-	    "\"packets_written\":%" PRIu64 ",\"skipped_after_duration\":%"
-	    PRIu64 ",\"dropped_linktype\":%" PRIu64 ",\"missed_packets\":%"
-	    PRIu64 ",\"linktype\":%u,\"snaplen\":%u,\"end_reason\":\"%s\"}\n",
-	    us, file, d->rel, file, k->family, k->proto, a0, a1, ports,
-	    k->vlan, t0, j->first_ts, t1, last, j->pkts[0], j->bytes[0],
-	    j->pkts[1], j->bytes[1], written, j->skipped, j->lt_dropped,
-	    missed, j->linktype, w->c.snap, reason_name(j->end_reason));
-	if (n < 0 || (size_t)n >= sizeof(w->line)) {
-		w->index_errors++;
-		return;
+	p = p_str(p, "{\"uuid\":\"");
+	p = p_str(p, us);
+	p = p_str(p, "\",\"file\":\"");
+	p = p_str(p, file);
+	p = p_str(p, "\",\"path\":\"");
+	p = p_str(p, d->rel);
+	*p++ = '/';
+	p = p_str(p, file);
+	p = p_str(p, "\",\"family\":");
+	p = p_u64(p, k->family);
+	p = p_str(p, ",\"proto\":");
+	p = p_u64(p, k->proto);
+	for (i = 0; i < 2; i++) {
+		addr_str(k, i, a, sizeof(a));
+		p = p_str(p, i == 0 ? ",\"src\":\"" : "\",\"dst\":\"");
+		p = p_str(p, a);
 	}
-	if (d->ilen + (size_t)n > IBUF)
-		index_flush(w, d);
-	memcpy(d->ibuf + d->ilen, w->line, (size_t)n);
-	d->ilen += (size_t)n;
+	if (k->proto == 1 || k->proto == 58) {
+		p = p_str(p, "\",\"icmp_type\":");
+		p = p_u64(p, k->port[1] >> 8);
+		p = p_str(p, ",\"icmp_code\":");
+		p = p_u64(p, k->port[1] & 0xff);
+	} else {
+		p = p_str(p, "\",\"sport\":");
+		p = p_u64(p, k->port[0]);
+		p = p_str(p, ",\"dport\":");
+		p = p_u64(p, k->port[1]);
+	}
+	p = p_str(p, ",\"vlan\":");
+	p = p_u64(p, k->vlan);
+	p = p_str(p, ",\"first_ts\":\"");
+	p = p_time(p, j->first_ts);
+	p = p_str(p, "\",\"first_ts_ns\":");
+	p = p_u64(p, j->first_ts);
+	p = p_str(p, ",\"last_ts\":\"");
+	p = p_time(p, last);
+	p = p_str(p, "\",\"last_ts_ns\":");
+	p = p_u64(p, last);
+	p = p_str(p, ",\"packets_fwd\":");
+	p = p_u64(p, j->pkts[0]);
+	p = p_str(p, ",\"bytes_fwd\":");
+	p = p_u64(p, j->bytes[0]);
+	p = p_str(p, ",\"packets_rev\":");
+	p = p_u64(p, j->pkts[1]);
+	p = p_str(p, ",\"bytes_rev\":");
+	p = p_u64(p, j->bytes[1]);
+	p = p_str(p, ",\"packets_written\":");
+	p = p_u64(p, written);
+	p = p_str(p, ",\"skipped_after_duration\":");
+	p = p_u64(p, j->skipped);
+	p = p_str(p, ",\"dropped_linktype\":");
+	p = p_u64(p, j->lt_dropped);
+	p = p_str(p, ",\"missed_packets\":");
+	p = p_u64(p, missed);
+	p = p_str(p, ",\"linktype\":");
+	p = p_u64(p, j->linktype);
+	p = p_str(p, ",\"snaplen\":");
+	p = p_u64(p, w->c.snap);
+	p = p_str(p, ",\"end_reason\":\"");
+	p = p_str(p, reason_name(j->end_reason));
+	p = p_str(p, "\"}\n");
+	d->ilen = (size_t)(p - d->ibuf);
 	d->nlines++;
 	w->idirty = 1;
 }
