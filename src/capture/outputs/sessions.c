@@ -4,11 +4,12 @@
  * bytes per interval, in total and per direction, as JSON lines or CSV.
  * docs/sessions.md is the user's description; this comment says how.
  *
- * Intervals are those of the counters output: [k * interval,
- * (k + 1) * interval) in packet time, the first line in the first
- * packet's interval, zero lines for empty intervals, one "gap" line per
- * session for a run of more than GAP_MAX empty ones, late packets counted
- * in the current interval.  One line per active session per interval.
+ * Intervals are those of the counters output (interval.h): [k *
+ * interval, (k + 1) * interval) in packet time, the first line in the
+ * first packet's interval, zero lines for empty intervals, one "gap" line
+ * per session for a run of more than WEIR_IV_GAP_MAX empty ones, late
+ * packets counted in the current interval.  One line per active session
+ * per interval.
  *
  * Verdicts come from one bpfverdict set (a slot per session), so the cost
  * of a packet hardly grows with the number of sessions.
@@ -33,7 +34,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,10 +45,10 @@
 #include "weir/module.h"
 #include "capture/bpfverdict.h"
 #include "capture/outputs/filewriter.h"
+#include "capture/outputs/interval.h"
 
 #define MOD		"sessions"
 #define NS		1000000000ULL
-#define GAP_MAX		1000
 #define NAMEMAX		64
 #define LINEMAX		4096
 #define MAXPEND		4096
@@ -63,12 +63,6 @@ struct sess {
 	uint64_t	 total_pk, total_by;	/* written lines since 'since' */
 };
 
-/* The counts of the current interval, apart: the per-packet path only
- * touches these 48 bytes per matching session. */
-struct ctr {
-	uint64_t	 pk[3], by[3];	/* by enum weir_dir */
-};
-
 struct cmd {
 	uint64_t	 due;		/* boundary at which it applies */
 	int		 verb;
@@ -78,16 +72,15 @@ struct cmd {
 
 struct sess_out {
 	int		 finished;	/* finish() ran */
-	FILE		*f;
-	int		 csv, captured, direct, is_stdout, dirty, failed;
-	char		*path, *hidden;
-	uint64_t	 iv;
-	int		 have;
-	uint64_t	 cur;
+	int		 captured;
+	struct weir_iv_clock clk;
+	struct weir_iv_out out;
 	struct bpfv	*bv;
 	unsigned	 nslots, nw, nactive;
 	struct sess	*s;		/* [nslots] */
-	struct ctr	*c;		/* [nslots] */
+	/* The counts of the current interval, apart: the per-packet path
+	 * only touches these 48 bytes per matching session. */
+	struct weir_iv_counts *c;	/* [nslots] */
 	uint64_t	*bits;		/* [WEIR_BATCH_MAX][nw] */
 	/* control */
 	int		 cfd;
@@ -100,7 +93,7 @@ struct sess_out {
 	struct cmd	*pend;		/* [MAXPEND], sorted by due */
 	unsigned	 npend;
 	/* counters */
-	uint64_t	 counted, lines, gaps, late;
+	uint64_t	 counted;
 	uint64_t	 cmd_ok, cmd_refused, replies_lost;
 };
 
@@ -197,74 +190,28 @@ sess_check(json_t *conf, const json_t *policy, struct weir_err *err)
 /* ---------------------------------------------------------------- */
 /* Output lines */
 
+/* The clock closed [start, end): a line per active session, then zero
+ * counts. */
 static void
-sess_fail(struct sess_out *o, int code)
+sess_lines(void *arg, uint64_t start, uint64_t end, int gap)
 {
-	if (o->failed)
-		return;
-	o->failed = code < 0 ? code : -EIO;
-	log_err(MOD ": cannot write '%s': %s", o->hidden ? o->hidden :
-	    o->path, weir_strerror(code));
-}
-
-static void
-emit(struct sess_out *o, struct sess *s, const struct ctr *ct,
-    uint64_t start, uint64_t end, int gap)
-{
-	char a[64], b[64];
-	uint64_t p = 0, y = 0, pk[3] = { 0, 0, 0 }, by[3] = { 0, 0, 0 };
-	int rc, i;
-
-	if (gap)
-		o->gaps++;
-	else
-		for (i = 0; i < 3; i++) {
-			pk[i] = ct->pk[i];
-			by[i] = ct->by[i];
-			p += pk[i];
-			y += by[i];
-		}
-	s->total_pk += p;
-	s->total_by += y;
-	weir_fw_rfc3339(start, a, sizeof(a));
-	weir_fw_rfc3339(end, b, sizeof(b));
-	if (o->csv)
-		rc = fprintf(o->f, "%s,%" PRIu64 ",%s,%" PRIu64 ",%s,%" PRIu64
-		    ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
-		    ",%" PRIu64 ",%" PRIu64 ",%d\n", s->name, start, a, end, b,
-		    p, y, pk[WEIR_DIR_IN], by[WEIR_DIR_IN], pk[WEIR_DIR_OUT],
-		    by[WEIR_DIR_OUT], pk[WEIR_DIR_UNKNOWN],
-		    by[WEIR_DIR_UNKNOWN], gap);
-	else
-		rc = fprintf(o->f, "{\"session\":\"%s\",\"start_ns\":%" PRIu64
-		    ",\"start\":\"%s\",\"end_ns\":%" PRIu64 ",\"end\":\"%s\","
-		    "\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64
-		    ",\"packets_in\":%" PRIu64 ",\"bytes_in\":%" PRIu64
-		    ",\"packets_out\":%" PRIu64 ",\"bytes_out\":%" PRIu64
-		    ",\"packets_unknown\":%" PRIu64 ",\"bytes_unknown\":%"
-		    PRIu64 "%s}\n", s->name, start, a, end, b, p, y,
-		    pk[WEIR_DIR_IN], by[WEIR_DIR_IN], pk[WEIR_DIR_OUT],
-		    by[WEIR_DIR_OUT], pk[WEIR_DIR_UNKNOWN],
-		    by[WEIR_DIR_UNKNOWN], gap ? ",\"gap\":true" : "");
-	if (rc < 0)
-		sess_fail(o, errno ? -errno : -EIO);
-	o->lines++;
-	o->dirty = 1;
-}
-
-/* One line per active session for [start, end), then zero counts. */
-static void
-emit_all(struct sess_out *o, uint64_t start, uint64_t end, int gap)
-{
+	struct sess_out *o = arg;
+	struct weir_iv_counts *ct;
 	struct sess *s;
-	unsigned i;
+	unsigned i, d;
 
 	for (i = 0; i < o->nslots; i++) {
 		s = &o->s[i];
 		if (!s->active)
 			continue;
-		emit(o, s, &o->c[i], start, end, gap);
-		memset(&o->c[i], 0, sizeof(o->c[i]));
+		ct = &o->c[i];
+		if (!gap)
+			for (d = 0; d < 3; d++) {
+				s->total_pk += ct->pk[d];
+				s->total_by += ct->by[d];
+			}
+		weir_iv_out_line(&o->out, s->name, start, end, ct, gap);
+		memset(ct, 0, sizeof(*ct));
 	}
 }
 
@@ -556,9 +503,9 @@ command(struct sess_out *o, char *line)
 	}
 	/* When: the boundary at or after ts; untimed: the next one. */
 	if (timed)
-		c.due = ts % o->iv ? ts - ts % o->iv + o->iv : ts;
-	if (o->have && c.due <= o->cur)
-		c.due = o->cur + o->iv;
+		c.due = ts % o->clk.iv ? ts - ts % o->clk.iv + o->clk.iv : ts;
+	if (o->clk.have && c.due <= o->clk.cur)
+		c.due = o->clk.cur + o->clk.iv;
 	/* Keep the queue sorted by due, arrival order within. */
 	for (i = o->npend; i > 0 && o->pend[i - 1].due > c.due; i--)
 		o->pend[i] = o->pend[i - 1];
@@ -611,25 +558,11 @@ poll_control(struct sess_out *o)
 /* ---------------------------------------------------------------- */
 /* Intervals */
 
-/* Close the current interval and open target's (target > cur). */
+/* The clock reached boundary t: commands due there apply now. */
 static void
-advance(struct sess_out *o, uint64_t target)
+sess_boundary(void *arg, uint64_t t)
 {
-	uint64_t t, empty, b = o->cur + o->iv;
-
-	emit_all(o, o->cur, b, 0);
-	poll_control(o);
-	empty = (target - o->cur) / o->iv - 1;
-	if (empty > GAP_MAX) {
-		apply_due(o, b);
-		emit_all(o, b, target, 1);
-	} else
-		for (t = b; t < target; t += o->iv) {
-			apply_due(o, t);
-			emit_all(o, t, t + o->iv, 0);
-		}
-	apply_due(o, target);
-	o->cur = target;
+	apply_due(arg, t);
 }
 
 static int
@@ -637,29 +570,26 @@ sess_packet(void *st, struct weir_batch *b)
 {
 	struct sess_out *o = st;
 	struct weir_pkt *p;
-	struct ctr *ct;
-	uint64_t k, x, len, *bits;
+	struct weir_iv_counts *ct;
+	uint64_t k, x, len, *bits, iv = o->clk.iv;
 	unsigned i, j, m, w, d;
 
 	for (i = 0; i < b->n; i = j) {
 		p = b->p[i];
-		k = p->ts - p->ts % o->iv;
-		if (!o->have) {
-			o->have = 1;
-			o->cur = k;
-			apply_due(o, k);
-		} else if (k > o->cur)
-			advance(o, k);
+		/* Commands that came in are queued before the boundary. */
+		if (o->clk.have && p->ts - p->ts % iv > o->clk.cur)
+			poll_control(o);
+		weir_iv_place(&o->clk, p->ts);
 		/*
 		 * The run of packets up to the next boundary is evaluated
 		 * at once: commands only ever change sessions at boundaries.
 		 */
-		for (j = i; j < b->n; j++) {
-			k = b->p[j]->ts - b->p[j]->ts % o->iv;
-			if (k > o->cur)
+		for (j = i + 1; j < b->n; j++) {
+			k = b->p[j]->ts - b->p[j]->ts % iv;
+			if (k > o->clk.cur)
 				break;
-			if (k < o->cur)
-				o->late++;
+			if (k < o->clk.cur)
+				o->clk.late++;
 		}
 		o->counted += j - i;
 		if (o->nactive == 0)
@@ -679,7 +609,7 @@ sess_packet(void *st, struct weir_batch *b)
 				}
 		}
 	}
-	return o->failed;
+	return o->out.failed;
 }
 
 static int
@@ -687,12 +617,7 @@ sess_flush(void *st)
 {
 	struct sess_out *o = st;
 
-	if (!o->dirty)
-		return o->failed;
-	o->dirty = 0;
-	if (fflush(o->f) != 0)
-		sess_fail(o, -errno);
-	return o->failed;
+	return weir_iv_out_flush(&o->out);
 }
 
 static int
@@ -701,10 +626,10 @@ sess_tick(void *st, uint64_t now)
 	struct sess_out *o = st;
 
 	poll_control(o);
-	if (!o->have)
+	if (!o->clk.have)
 		apply_due(o, 0);
-	else if (now >= o->cur + o->iv)
-		advance(o, now - now % o->iv);
+	else
+		weir_iv_tick(&o->clk, now);
 	return sess_flush(o);
 }
 
@@ -718,8 +643,7 @@ sess_free(struct sess_out *o)
 
 	if (o == NULL)
 		return;
-	if (o->f != NULL && !o->is_stdout)
-		fclose(o->f);
+	weir_iv_out_free(&o->out);
 	if (o->cfd >= 0)
 		close(o->cfd);
 	if (o->rfd >= 0)
@@ -735,8 +659,6 @@ sess_free(struct sess_out *o)
 	free(o->c);
 	free(o->bits);
 	free(o->pend);
-	free(o->hidden);
-	free(o->path);
 	free(o->cpath);
 	free(o->rpath);
 	free(o);
@@ -782,50 +704,6 @@ open_control(struct sess_out *o, const char *cpath, const char *rpath,
 }
 
 static int
-open_file(struct sess_out *o, const char *path, struct weir_err *err)
-{
-	struct stat sb;
-	const char *slash;
-	int fd, rc;
-
-	if (strcmp(path, "-") == 0) {
-		o->f = stdout;
-		o->is_stdout = o->direct = 1;
-	} else if (stat(path, &sb) == 0 && S_ISFIFO(sb.st_mode)) {
-		o->direct = 1;
-		if ((o->f = fopen(path, "w")) == NULL) {
-			rc = -errno;
-			return weir_seterr(err, rc, MOD ": cannot open '%s': "
-			    "%s", path, weir_strerror(rc));
-		}
-	} else {
-		slash = strrchr(path, '/');
-		if (asprintf(&o->hidden, "%.*s.%s.part", slash ?
-		    (int)(slash - path + 1) : 0, path, slash ? slash + 1 :
-		    path) < 0) {
-			o->hidden = NULL;
-			return weir_seterr(err, -ENOMEM, MOD ": out of memory");
-		}
-		fd = open(o->hidden, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		    0640);
-		if (fd < 0 || (o->f = fdopen(fd, "w")) == NULL) {
-			rc = -errno;
-			if (fd >= 0)
-				close(fd);
-			return weir_seterr(err, rc, MOD ": cannot create '%s': "
-			    "%s", o->hidden, weir_strerror(rc));
-		}
-	}
-	if (o->direct)
-		setvbuf(o->f, NULL, _IOLBF, 0);
-	if (o->csv && fputs("session,start_ns,start,end_ns,end,packets,bytes,"
-	    "packets_in,bytes_in,packets_out,bytes_out,packets_unknown,"
-	    "bytes_unknown,gap\n", o->f) < 0)
-		sess_fail(o, -errno);
-	return 0;
-}
-
-static int
 sess_open(void **st, const json_t *conf, const struct weir_env *env,
     struct weir_err *err)
 {
@@ -837,7 +715,6 @@ sess_open(void **st, const json_t *conf, const struct weir_env *env,
 	const char *cpath = json_string_value(json_object_get(conf, "control"));
 	const char *rpath = json_string_value(json_object_get(conf, "reply"));
 	json_t *ce = json_object_get(conf, "cache_entries");
-	double iv = json_number_value(json_object_get(conf, "interval"));
 	unsigned i, n = (unsigned)json_array_size(list), entries;
 	int rc;
 
@@ -854,16 +731,13 @@ sess_open(void **st, const json_t *conf, const struct weir_env *env,
 	if ((o = calloc(1, sizeof(*o))) == NULL)
 		return weir_seterr(err, -ENOMEM, MOD ": out of memory");
 	o->cfd = o->rfd = -1;
-	o->csv = fmt != NULL && strcmp(fmt, "csv") == 0;
 	o->captured = bk != NULL && strcmp(bk, "captured") == 0;
-	if (!(iv >= 0.001))
-		iv = 1.0;
-	o->iv = (uint64_t)llround(iv * 1e9);
+	weir_iv_init(&o->clk, weir_iv_ns(json_number_value(
+	    json_object_get(conf, "interval"))), sess_lines, sess_boundary, o);
 	/* Room to add sessions only when they can be added. */
 	o->nslots = cpath[0] != '\0' ? BPFV_MAXSLOTS : (n > 0 ? n : 1);
 	o->nw = (o->nslots + 63) / 64;
-	if ((o->path = strdup(path)) == NULL ||
-	    (o->s = calloc(o->nslots, sizeof(*o->s))) == NULL ||
+	if ((o->s = calloc(o->nslots, sizeof(*o->s))) == NULL ||
 	    (o->c = calloc(o->nslots, sizeof(*o->c))) == NULL ||
 	    (o->bits = calloc((size_t)WEIR_BATCH_MAX * o->nw,
 	    sizeof(*o->bits))) == NULL ||
@@ -902,14 +776,13 @@ sess_open(void **st, const json_t *conf, const struct weir_env *env,
 		o->nactive++;
 	}
 	if ((rc = open_control(o, cpath, rpath, err)) < 0 ||
-	    (rc = open_file(o, path, err)) < 0)
+	    (rc = weir_iv_out_open(&o->out, MOD, path, fmt != NULL &&
+	    strcmp(fmt, "csv") == 0, 1, err)) < 0)
 		goto fail;
 	poll_control(o);
 	*st = o;
 	return 0;
 fail:
-	if (o->hidden != NULL)
-		unlink(o->hidden);
 	sess_free(o);
 	return rc;
 }
@@ -934,9 +807,9 @@ sess_stats(void *st, struct weir_counter *c, size_t max)
 		const struct weir_counter v[] = {
 			{ "written", o->counted },
 			{ "dropped", 0 },
-			{ "lines", o->lines },
-			{ "gap_lines", o->gaps },
-			{ "late_packets", o->late },
+			{ "lines", o->out.lines },
+			{ "gap_lines", o->out.gaps },
+			{ "late_packets", o->clk.late },
 			{ "sessions", o->nactive },
 			{ "cached_sessions", cached },
 			{ "uncached_sessions", uncached },
@@ -958,36 +831,15 @@ static int
 sess_finish(void *st, struct weir_err *err)
 {
 	struct sess_out *o = st;
-	int rc = 0;
 
 	if (o->finished)
 		return 0;
 	o->finished = 1;
-	if (o->have)
-		emit_all(o, o->cur, o->cur + o->iv, 0);
+	weir_iv_end(&o->clk);
 	if (o->npend > 0)
 		log_warn(MOD ": %u control commands never applied: their "
 		    "time came after the last packet", o->npend);
-	if (fflush(o->f) != 0 || ferror(o->f))
-		sess_fail(o, errno ? -errno : -EIO);
-	if (!o->is_stdout && fclose(o->f) != 0)
-		sess_fail(o, -errno);
-	o->f = NULL;
-	if (o->hidden != NULL) {
-		if (o->failed == 0 && rename(o->hidden, o->path) < 0) {
-			o->failed = -errno;
-			log_err(MOD ": cannot rename '%s' to '%s': %s",
-			    o->hidden, o->path, strerror(errno));
-		}
-		if (o->failed)
-			unlink(o->hidden);
-	}
-	if (o->failed) {
-		rc = o->failed;
-		weir_seterr(err, rc, MOD ": cannot write '%s': %s", o->path,
-		    weir_strerror(rc));
-	}
-	return rc;
+	return weir_iv_out_close(&o->out, err);
 }
 
 static int
