@@ -117,6 +117,8 @@ struct fp_flow {
 	uint32_t	pending;	/* bytes in the chain */
 	uint32_t	npending;	/* packets in the chain */
 	uint32_t	nchunks;	/* chunks in the chain */
+	uint32_t	tail_used;	/* = CH(tail)->used, kept here: the
+					   chunk is cold, the entry is not */
 	int32_t		slot;		/* open file slot, -1 if none */
 	uint16_t	linktype;
 	uint8_t		flags;
@@ -1150,7 +1152,7 @@ keep(struct fp_out *o, struct weir_flow *f, const struct weir_pkt *p)
 	if (u->npending == 0)
 		u->since = p->ts;
 	if (u->tail == NONE || o->csize - sizeof(struct fpw_chunk) -
-	    CH(o, u->tail)->used < reclen) {
+	    u->tail_used < reclen) {
 		/* May write f itself out, emptying its chain. */
 		if ((c = chunk_alloc(o)) == NONE) {
 			u->missed++;
@@ -1163,9 +1165,10 @@ keep(struct fp_out *o, struct weir_flow *f, const struct weir_pkt *p)
 			CH(o, u->tail)->next = c;
 		u->tail = c;
 		u->nchunks++;
+		u->tail_used = 0;
 	}
 	ch = CH(o, u->tail);
-	rec = (uint8_t *)(ch + 1) + ch->used;
+	rec = (uint8_t *)(ch + 1) + u->tail_used;
 	h[0] = (uint32_t)(p->ts / NS);
 	h[1] = (uint32_t)(p->ts % NS);
 	if (!o->nano)
@@ -1178,7 +1181,8 @@ keep(struct fp_out *o, struct weir_flow *f, const struct weir_pkt *p)
 		hdr = p->dec.hdr_end;
 	memcpy(rec + PCAP_HDR, p->data, hdr);
 	memset(rec + PCAP_HDR + hdr, 0, caplen - hdr);
-	ch->used += (uint32_t)reclen;
+	u->tail_used += (uint32_t)reclen;
+	ch->used = u->tail_used;
 	u->pending += (uint32_t)reclen;
 	u->npending++;
 	u->kept++;
