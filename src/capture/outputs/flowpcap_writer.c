@@ -882,7 +882,8 @@ job_done(struct fpw *w, struct fpw_job *j, const struct wres *r)
 	if (w->rhead == FPW_NONE)
 		w->rtail = last;
 	w->rhead = j->head;
-	w->rn += j->nchunks;
+	/* Read without the lock by fpw_reclaim(): atomic. */
+	__atomic_store_n(&w->rn, w->rn + j->nchunks, __ATOMIC_RELAXED);
 	j->head = FPW_NONE;
 }
 
@@ -1001,7 +1002,7 @@ fpw_reclaim(struct fpw *w, uint32_t *head, uint32_t *tail)
 	*tail = w->rtail;
 	n = w->rn;
 	w->rhead = w->rtail = FPW_NONE;
-	w->rn = 0;
+	__atomic_store_n(&w->rn, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&w->mu);
 	return n;
 }
