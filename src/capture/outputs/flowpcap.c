@@ -25,13 +25,17 @@
  * stream mode it is written when it fills a chunk (at the end of that
  * packet() call) or STREAM_DELAY of packet time after its oldest record
  * (tick()), so a stream flow costs one writev() per chunk, not per
- * packet.  When the pool is empty, stream flows with records in memory
- * are written first, then buffered flows are switched to stream mode
- * (the largest of the 8 oldest), so memory never grows past max_memory.
+ * packet.  When the pool is empty, the chunks of jobs the writers have
+ * done are taken back (waiting for them while they hold some), then
+ * stream flows with records in memory are written, then buffered flows
+ * are switched to stream mode (the largest of the 8 oldest), so memory
+ * never grows past max_memory.
  *
  * Open files.  Stream flows keep their hidden file open in one of
  * max_open_files slots (LRU); a flow whose slot was taken reopens its
- * file with O_APPEND.  Buffered flows open, write, close and rename.
+ * file with O_APPEND.  When a stream flow ends its descriptor goes to
+ * the writer with its last records; a buffered flow's file is created,
+ * written and named by the writer in one go.
  *
  * Nothing is allocated per packet; per flow only the file (and the
  * index line, formatted into a fixed buffer by the writer).
