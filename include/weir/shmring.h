@@ -93,6 +93,12 @@ struct weir_ring_hdr {
 	_Atomic uint64_t full_drops;	/* packets dropped: ring full */
 	_Atomic uint64_t kernel_received;	/* the capture socket's */
 	_Atomic uint64_t kernel_dropped;	/* counters, for metadata */
+	/*
+	 * Live: how far behind the wall clock a packet may still come
+	 * (the capture's block retire horizon), for the consumer's idle
+	 * timers.
+	 */
+	uint64_t	horizon_ns;
 
 	/* written by the consumer */
 	_Alignas(64) _Atomic uint64_t tail;	/* bytes released */
@@ -180,14 +186,29 @@ int	weir_ring_read(struct weir_ring *r, struct weir_pkt *pkts,
 /*
  * The consumer end as a trace input (src/lib/ring/ring_input.c): the
  * pipeline reads a ring like a file.  fd is the memfd the producer
- * passed; the input owns it from then on.  On a live ring next_batch
- * returns -EAGAIN after WEIR_RING_IDLE_MS without packets, so the
- * pipeline can run its timers; weir_input's `lost` is the producer's
- * full_drops for this ring.
+ * passed; the input owns it from then on.  next_batch returns -EAGAIN
+ * after WEIR_RING_IDLE_MS without packets (so the pipeline can look at
+ * its stop flag and, on a live ring, run its timers); weir_input's
+ * `lost` is the producer's full_drops for this ring.
  */
 #define WEIR_RING_IDLE_MS	100
 struct weir_input;
 int	weir_input_open_ring(struct weir_input *in, int fd, unsigned index,
 	    struct weir_ifaces *ifaces, struct weir_err *err);
+/* Is this input a ring? */
+int	weir_ring_input_is(const struct weir_input *in);
+/*
+ * The time before which no packet can still come from this ring, given
+ * the wall clock now (ns); 0 for a ring that replays a file, whose
+ * consumer keeps packet time only.
+ */
+uint64_t weir_ring_input_horizon(const struct weir_input *in, uint64_t now);
+/* The producer's counters for this ring (header fields), as JSON-able. */
+struct weir_ring_counts {
+	uint64_t	offered, written, full_drops;
+	uint64_t	kernel_received, kernel_dropped;
+};
+void	weir_ring_input_counts(const struct weir_input *in,
+	    struct weir_ring_counts *c);
 
 #endif

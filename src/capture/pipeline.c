@@ -16,6 +16,7 @@
 
 #include "weir/decode.h"
 #include "weir/live.h"
+#include "weir/shmring.h"
 #include "weir/log.h"
 #include "capture/pipeline.h"
 
@@ -52,6 +53,7 @@ static const char *const policy_keys[] = { "max_snaplen",
 	"require_anonymization", "allowed_outputs", "anonymization_method",
 	NULL };
 static const char *const input_keys[] = { "path", NULL };
+static const char *const ring_keys[] = { "ring_fd", NULL };
 static const char *const live_keys[] = { "interface", "promisc",
 	"block_size", "blocks", "block_timeout_ms", "timestamps",
 	"kernel_filter", "snaplen", "fanout", NULL };
@@ -72,6 +74,13 @@ check_input(json_t *o, const char *name, int *live, struct weir_err *err)
 		return weir_seterr(err, -WEIR_ECONFIG,
 		    "%s: must be an object", name);
 	*live = json_object_get(o, "interface") != NULL;
+	if (json_object_get(o, "ring_fd") != NULL) {
+		/* weir-tap's ring for this tenant (docs/tap.md) */
+		*live = 2;
+		return (rc = weir_conf_known(o, name, ring_keys, err)) < 0 ?
+		    rc : weir_conf_int(o, name, "ring_fd", 0, 3, 1023, NULL,
+		    err);
+	}
 	if (!*live)
 		return (rc = weir_conf_known(o, name, input_keys, err)) < 0 ?
 		    rc : weir_conf_str(o, name, "path", NULL, 0, NULL, err);
@@ -228,8 +237,15 @@ weir_exp_check(json_t *exp, const json_t *policy, struct weir_err *err)
 		json_t *o2;
 
 		snprintf(name, sizeof(name), "inputs[%zu]", i);
+		live = 0;
 		if ((rc = check_input(o, name, &live, err)) < 0)
 			return rc;
+		if (live == 2) {
+			if (json_array_size(arr) > 1)
+				return weir_seterr(err, -WEIR_ECONFIG,
+				    "%s: a ring must be the only input", name);
+			continue;
+		}
 		nlive += live;
 		if (!live)
 			continue;
@@ -389,6 +405,37 @@ live_stats(struct weir_pipeline *pl, unsigned i)
 	return x;
 }
 
+/*
+ * A tenant's ring: what weir-tap had for it (offered), put in the ring
+ * (written) and dropped because the ring was full; the capture socket's
+ * counters as weir-tap last saw them.  written = packets + read_ahead
+ * once the ring is drained.
+ */
+static json_t *
+ring_stats(struct weir_pipeline *pl, unsigned i)
+{
+	struct weir_input *in = &pl->inputs[i];
+	const struct merge_src *ms = &pl->merge.src[i];
+	struct weir_ring_counts c;
+	json_t *x;
+
+	weir_ring_input_counts(in, &c);
+	x = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "path",
+	    in->path, "format", in->ops->name,
+	    "packets", (json_int_t)ms->used,
+	    "bytes", (json_int_t)ms->used_bytes,
+	    "read_ahead", (json_int_t)(in->pkts - ms->used),
+	    "offered", (json_int_t)c.offered,
+	    "written", (json_int_t)c.written,
+	    "lost_at_capture", (json_int_t)c.full_drops,
+	    "kernel_dropped", (json_int_t)c.kernel_dropped);
+	json_object_set_new(x, "kernel_received",
+	    json_integer((json_int_t)c.kernel_received));
+	if (ms->error)
+		json_object_set_new(x, "error", json_string(in->err.msg));
+	return x;
+}
+
 json_t *
 weir_pipeline_stats(void *arg)
 {
@@ -404,6 +451,10 @@ weir_pipeline_stats(void *arg)
 
 		if (weir_live_is(in)) {
 			json_array_append_new(a, live_stats(pl, i));
+			continue;
+		}
+		if (weir_ring_input_is(in)) {
+			json_array_append_new(a, ring_stats(pl, i));
 			continue;
 		}
 		/*
@@ -547,6 +598,11 @@ weir_pipeline_open(struct weir_pipeline *pl, json_t *exp,
 		if (json_object_get(o, "interface") != NULL) {
 			rc = open_live(pl, o, (unsigned)i, err);
 			pl->nlive += rc == 0;
+		} else if (json_object_get(o, "ring_fd") != NULL) {
+			rc = weir_input_open_ring(&pl->inputs[i],
+			    (int)json_integer_value(json_object_get(o,
+			    "ring_fd")), (unsigned)i, &pl->ifaces, err);
+			pl->nring += rc == 0;
 		} else
 			rc = weir_input_open(&pl->inputs[i], json_string_value(
 			    json_object_get(o, "path")), (unsigned)i,
@@ -674,6 +730,23 @@ live_idle(struct weir_pipeline *pl, struct weir_err *err)
 	return 0;
 }
 
+/*
+ * A tenant's ring was idle for WEIR_RING_IDLE_MS: on a live capture the
+ * modules learn the time (less weir-tap's horizon); a replayed file has
+ * packet time only.
+ */
+static void
+ring_idle(struct weir_pipeline *pl)
+{
+	uint64_t h;
+
+	h = weir_ring_input_horizon(&pl->inputs[0], weir_live_now());
+	if (h > pl->last_tick) {
+		pl->last_tick = h;
+		tick_all(pl, h);
+	}
+}
+
 int
 weir_pipeline_run(struct weir_pipeline *pl, struct weir_err *err)
 {
@@ -710,9 +783,14 @@ weir_pipeline_run(struct weir_pipeline *pl, struct weir_err *err)
 		b.p = pl->ptrs;
 		b.n = weir_merge_next(&pl->merge, b.p, max);
 		if (b.n == 0) {
-			if (pl->nlive == 0 || weir_merge_waiting(&pl->merge) ==
-			    0)
+			if ((pl->nlive == 0 && pl->nring == 0) ||
+			    weir_merge_waiting(&pl->merge) == 0)
 				break;
+			if (pl->nring) {
+				/* the ring read waited already */
+				ring_idle(pl);
+				continue;
+			}
 			if ((rc = live_idle(pl, err)) < 0)
 				return rc;
 			continue;
@@ -757,7 +835,7 @@ weir_pipeline_run(struct weir_pipeline *pl, struct weir_err *err)
 			}
 		}
 		t = pl->last_ts;
-		if (pl->nlive) {
+		if (pl->nlive || pl->nring) {
 			/* ring order is not quite time order: keep the
 			 * modules' clock from going back */
 			if (t < pl->last_tick)

@@ -73,6 +73,7 @@ struct weir_pipeline {
 
 	/* Live inputs (include/weir/live.h). */
 	unsigned	 nlive;		/* how many inputs are live */
+	unsigned	 nring;		/* a weir-tap ring is the input */
 	uint64_t	 duration;	/* stop after this many ns; 0 = no */
 	int		 stopping;	/* live inputs stopped, draining */
 	uint64_t	 last_tick;	/* last time given to tick() */

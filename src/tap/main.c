@@ -86,6 +86,7 @@ struct tap {
 };
 
 static volatile sig_atomic_t stop_flag, child_flag;
+static int ending;		/* tenants are told to finish */
 
 static void
 on_signal(int sig)
@@ -265,8 +266,9 @@ tenant_start(struct tap *tp, struct tenant *t)
 
 		/* A tenant never outlives weir-tap. */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		signal(SIGINT, SIG_IGN);	/* weir-tap ends us */
-		signal(SIGTERM, SIG_DFL);
+		/* Terminal signals go to weir-tap alone, which ends the
+		 * tenants by ending their rings, so they drain them. */
+		setpgid(0, 0);
 		signal(SIGCHLD, SIG_DFL);
 		int rfd, cf;
 
@@ -315,7 +317,7 @@ reap(struct tap *tp, int block)
 				continue;
 			tp->t[i].gone = 1;
 			tp->t[i].status = st;
-			if (!block && !stop_flag)
+			if (!ending && !stop_flag)
 				log_err("tenant '%s' (pid %d) ended early: %s "
 				    "%d; its packets are now dropped and "
 				    "counted", tp->t[i].name, (int)pid,
@@ -406,6 +408,7 @@ tap_end(struct tap *tp)
 	struct timespec ts = { 0, 50 * 1000 * 1000 };
 	unsigned i, left, waited;
 
+	ending = 1;
 	for (i = 0; i < tp->nt; i++)
 		if (tp->t[i].ring.hdr != NULL)
 			weir_ring_finish(&tp->t[i].ring);

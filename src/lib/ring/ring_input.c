@@ -24,16 +24,10 @@ ring_next(struct weir_input *in, struct weir_pkt *pkts, unsigned max)
 	uint64_t bytes = 0;
 	int i, k;
 
-	for (;;) {
-		k = weir_ring_read(&ri->r, pkts, max, WEIR_RING_IDLE_MS,
-		    ri->ifmap, &in->err);
-		in->lost = atomic_load_explicit(&ri->r.hdr->full_drops,
-		    memory_order_relaxed);
-		/* A replayed file: only packet time counts; keep waiting. */
-		if (k == -EAGAIN && !(ri->r.flags & WEIR_RING_LIVE))
-			continue;
-		break;
-	}
+	k = weir_ring_read(&ri->r, pkts, max, WEIR_RING_IDLE_MS, ri->ifmap,
+	    &in->err);
+	in->lost = atomic_load_explicit(&ri->r.hdr->full_drops,
+	    memory_order_relaxed);
 	if (k <= 0)
 		return k;
 	for (i = 0; i < k; i++)
@@ -108,4 +102,39 @@ weir_input_open_ring(struct weir_input *in, int fd, unsigned index,
 		ri->ifmap[i] = (uint16_t)idx;
 	}
 	return 0;
+}
+
+int
+weir_ring_input_is(const struct weir_input *in)
+{
+	return in->ops == &ring_ops;
+}
+
+uint64_t
+weir_ring_input_horizon(const struct weir_input *in, uint64_t now)
+{
+	const struct ring_in *ri = in->priv;
+	uint64_t h;
+
+	if (!weir_ring_input_is(in) || !(ri->r.flags & WEIR_RING_LIVE))
+		return 0;
+	h = ri->r.hdr->horizon_ns;
+	return now > h ? now - h : 0;
+}
+
+void
+weir_ring_input_counts(const struct weir_input *in,
+    struct weir_ring_counts *c)
+{
+	const struct weir_ring_hdr *h;
+
+	memset(c, 0, sizeof(*c));
+	if (!weir_ring_input_is(in))
+		return;
+	h = ((const struct ring_in *)in->priv)->r.hdr;
+	c->offered = atomic_load(&h->offered);
+	c->written = atomic_load(&h->written);
+	c->full_drops = atomic_load(&h->full_drops);
+	c->kernel_received = atomic_load(&h->kernel_received);
+	c->kernel_dropped = atomic_load(&h->kernel_dropped);
 }
