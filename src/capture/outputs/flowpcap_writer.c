@@ -43,7 +43,7 @@
 #define IDX_LINE_MAX	2048		/* > the longest index line */
 #define ZBUF		(128 * 1024)
 #define NIOV		1024		/* <= IOV_MAX */
-#define WAKE_BATCH	32		/* jobs before the writer is woken */
+#define WAKE_BATCH	32		/* jobs that wake the writer */
 
 /* How a tmpfile gets its name (w->link). */
 #define LK_EMPTY	0	/* linkat(fd, "", AT_EMPTY_PATH) */
@@ -55,7 +55,7 @@ struct wday {
 	int		dfd, ifd;
 	uint64_t	used;
 	char		rel[48];
-	char		*ibuf;		/* index lines not yet written */
+	char		*ibuf;		/* index lines to write */
 	size_t		ilen;
 	uint64_t	nlines;
 };
@@ -72,7 +72,7 @@ struct fpw {
 	pthread_cond_t	 cv_work, cv_done;
 	pthread_t	 th;
 	int		 started, quit, wsleep, pwait;
-	uint32_t	 pwant;		/* the pipeline waits for count <= */
+	uint32_t	 pwant;		/* pipeline waits for count <= */
 
 	/* ring: the pipeline fills ring[head], the writer runs ring[tail] */
 	struct fpw_job	*ring;
@@ -93,7 +93,7 @@ struct fpw {
 	uint8_t		 fhdr[FPW_FILE_HDR];
 	ZSTD_CCtx	*zc;
 	uint8_t		*zin, *zout;
-	uint64_t	 index_errors, index_writes;	/* folded under mu */
+	uint64_t	 index_errors, index_writes; /* into st */
 };
 
 static struct fpw_chunk *

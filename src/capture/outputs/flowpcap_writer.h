@@ -31,7 +31,7 @@
 #define FPW_FILE_HDR	24
 
 /* struct fpw_job.flags */
-#define FJ_FILE		0x1	/* the hidden .UUID.pcap.part exists */
+#define FJ_FILE		0x1	/* .UUID.pcap.part exists */
 #define FJ_FAILED	0x2	/* a write to it failed: publish as is */
 
 /* Chunk header, at the start of every chunk of the pool. */
@@ -70,12 +70,12 @@ struct fpw_conf {
 	int		 nano, compress, clevel, index;
 	int		 thread;	/* start a writer thread */
 	uint32_t	 queue;		/* ring length */
-	int		 dirfd;		/* the top directory (not owned) */
+	int		 dirfd;		/* top directory, not owned */
 };
 
 /* Counters of the writer, summed into the module's stats. */
 struct fpw_stats {
-	uint64_t	done_packets;	/* of committed jobs: written+missed */
+	uint64_t	done_packets;	/* of done jobs: written+missed */
 	uint64_t	written, written_bytes, missed;
 	uint64_t	files, write_errors, publish_errors, index_errors;
 	uint64_t	jobs, queue_peak, waits_full, waits_memory;
@@ -100,7 +100,7 @@ void	fpw_job_commit(struct fpw *);
 uint32_t fpw_reclaim(struct fpw *, uint32_t *, uint32_t *);
 uint32_t fpw_queued(struct fpw *);	/* jobs not finished */
 void	fpw_wait(struct fpw *);		/* until a job finishes */
-void	fpw_idle(struct fpw *);		/* end of a batch (inline mode) */
+void	fpw_idle(struct fpw *);		/* end of a batch */
 void	fpw_drain(struct fpw *);	/* every job done, thread gone */
 void	fpw_stats(struct fpw *, struct fpw_stats *, char *, size_t);
 
