@@ -38,6 +38,7 @@
 #include <jansson.h>
 
 #include "weir/input.h"
+#include "weir/live.h"
 #include "weir/log.h"
 #include "weir/shmring.h"
 #include "capture/bpfverdict.h"
@@ -83,6 +84,10 @@ struct tap {
 	uint64_t	 copies;	/* packets put in rings */
 	uint64_t	 late_iface;	/* copies not made: interface found
 					   after the rings were made */
+	unsigned	 nlive;		/* live interfaces among the inputs */
+	uint64_t	 duration;	/* ns of capture, 0 = until stopped */
+	uint64_t	 last_update;	/* CLOCK_MONOTONIC of the last
+					   kernel counter read */
 };
 
 static volatile sig_atomic_t stop_flag, child_flag;
@@ -101,8 +106,9 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-"usage: weir-tap [-qv] -r file... [--ring-size MB] [--capture path]\n"
-"                [--policy policy.json] [--summary file]\n"
+"usage: weir-tap [-pqv] (-r file... | -i interface...) [--ring-size MB]\n"
+"                [--ring-blocks N] [--block-size bytes] [--duration s]\n"
+"                [--capture path] [--policy policy.json] [--summary file]\n"
 "                [--tenant-summaries dir] tenant.json...\n");
 }
 
@@ -220,6 +226,13 @@ tenant_ring(struct tap *tp, struct tenant *t)
 			return -1;
 		}
 	}
+	if (tp->nlive) {
+		uint64_t now = weir_live_now();
+
+		t->ring.hdr->flags |= WEIR_RING_LIVE;
+		t->ring.hdr->horizon_ns = now - weir_live_horizon(
+		    &tp->inputs[0], now);
+	}
 	/* The name the tenant's messages and metadata give its input. */
 	snprintf(t->ring.hdr->source, sizeof(t->ring.hdr->source),
 	    "weir-tap:%.50s", tp->ninputs ? tp->inputs[0].path : "");
@@ -328,6 +341,57 @@ reap(struct tap *tp, int block)
 	}
 }
 
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The capture socket's counters (read once a second: they are 32 bits
+ * and reset when read) go into every tenant's ring header, so each
+ * tenant's summary and metadata say what the kernel dropped.
+ */
+static void
+kernel_counts_due(struct tap *tp, int force)
+{
+	struct weir_live_stats ls;
+	uint64_t mono = mono_ns(), rx = 0, drop = 0;
+	unsigned i;
+
+	if (!force && mono - tp->last_update < 1000000000ull)
+		return;
+	tp->last_update = mono;
+	for (i = 0; i < tp->ninputs; i++) {
+		if (!weir_live_is(&tp->inputs[i]))
+			continue;
+		(void)weir_live_update(&tp->inputs[i]);
+		weir_live_stats(&tp->inputs[i], &ls);
+		rx += ls.kernel_received;
+		drop += ls.kernel_dropped;
+	}
+	for (i = 0; i < tp->nt; i++) {
+		atomic_store(&tp->t[i].ring.hdr->kernel_received, rx);
+		atomic_store(&tp->t[i].ring.hdr->kernel_dropped, drop);
+	}
+}
+
+/* Every live input is idle: wait (bounded) for a block. */
+static void
+live_idle(struct tap *tp)
+{
+	struct weir_input *v[WEIR_MAX_INPUTS];
+	unsigned i, n = 0;
+
+	for (i = 0; i < tp->merge.n; i++)
+		if (tp->merge.src[i].waiting && !tp->merge.src[i].done)
+			v[n++] = &tp->inputs[i];
+	(void)weir_live_wait(v, n, WEIR_RING_IDLE_MS);
+}
+
 static int
 tap_run(struct tap *tp)
 {
@@ -338,19 +402,41 @@ tap_run(struct tap *tp)
 	unsigned n, i, k, words, batch = 0, nt;
 	uint32_t len;
 	unsigned touched[TAP_MAX_TENANTS];
+	uint64_t start;
+	int stopping = 0;
 
 	words = bpfv_words(tp->v);
 	bits = calloc((size_t)WEIR_BATCH_MAX * words, sizeof(*bits));
 	if (bits == NULL)
 		return -ENOMEM;
-	while (!stop_flag) {
+	start = mono_ns();
+	for (;;) {
 		if (child_flag) {
 			child_flag = 0;
 			reap(tp, 0);
 		}
+		if (stop_flag || (tp->duration &&
+		    mono_ns() - start >= tp->duration)) {
+			/* Files stop at once; rings hand out what the kernel
+			 * has already counted, then end. */
+			if (tp->nlive == 0)
+				break;
+			if (!stopping) {
+				stopping = 1;
+				for (i = 0; i < tp->ninputs; i++)
+					(void)weir_live_stop(&tp->inputs[i]);
+			}
+		}
+		if (tp->nlive)
+			kernel_counts_due(tp, 0);
 		n = weir_merge_next(&tp->merge, ptrs, WEIR_BATCH_MAX);
-		if (n == 0)
-			break;
+		if (n == 0) {
+			if (tp->nlive == 0 ||
+			    weir_merge_waiting(&tp->merge) == 0)
+				break;
+			live_idle(tp);
+			continue;
+		}
 		batch++;
 		tp->read += n;
 		bpfv_eval_batch(tp->v, ptrs, n, bits);
@@ -398,6 +484,11 @@ tap_run(struct tap *tp)
 			weir_ring_publish(&tp->t[touched[i]].ring);
 	}
 	free(bits);
+	if (tp->nlive) {
+		for (i = 0; i < tp->ninputs; i++)
+			(void)weir_live_stop(&tp->inputs[i]);
+		kernel_counts_due(tp, 1);
+	}
 	return 0;
 }
 
@@ -434,7 +525,7 @@ static json_t *
 tap_stats(const struct tap *tp)
 {
 	const struct tenant *t;
-	json_t *o, *a, *x;
+	json_t *o, *a, *x, *kern = NULL;
 	unsigned i;
 	int st;
 
@@ -459,11 +550,30 @@ tap_stats(const struct tap *tp)
 			    json_integer(WTERMSIG(st)));
 		json_array_append_new(a, x);
 	}
+	if (tp->nlive) {
+		struct weir_live_stats ls;
+		uint64_t rx = 0, drop = 0, unread = 0, skipped = 0;
+
+		for (i = 0; i < tp->ninputs; i++) {
+			weir_live_stats(&tp->inputs[i], &ls);
+			rx += ls.kernel_received;
+			drop += ls.kernel_dropped;
+			unread += ls.ring_unread;
+			skipped += ls.frames_skipped;
+		}
+		/* received = dropped + read + skipped + unread */
+		kern = json_pack("{s:I,s:I,s:I,s:I}", "received",
+		    (json_int_t)rx, "dropped", (json_int_t)drop,
+		    "frames_skipped", (json_int_t)skipped,
+		    "ring_unread", (json_int_t)unread);
+	}
 	o = json_pack("{s:I,s:I,s:I,s:I,s:o}", "read", (json_int_t)tp->read,
 	    "unclaimed", (json_int_t)tp->unclaimed,
 	    "copies", (json_int_t)tp->copies,
 	    "late_interface_drops", (json_int_t)tp->late_iface,
 	    "tenants", a);
+	if (kern != NULL)
+		json_object_set_new(o, "kernel", kern);
 	return o;
 }
 
@@ -486,7 +596,7 @@ default_capture(void)
 }
 
 enum { OPT_RING = 256, OPT_CAPTURE, OPT_POLICY, OPT_SUMMARY, OPT_TSUM,
-    OPT_HELP };
+    OPT_BLOCKS, OPT_BSIZE, OPT_DURATION, OPT_HELP };
 
 static const struct option longopts[] = {
 	{ "ring-size",	required_argument, NULL, OPT_RING },
@@ -494,6 +604,9 @@ static const struct option longopts[] = {
 	{ "policy",	required_argument, NULL, OPT_POLICY },
 	{ "summary",	required_argument, NULL, OPT_SUMMARY },
 	{ "tenant-summaries", required_argument, NULL, OPT_TSUM },
+	{ "ring-blocks", required_argument, NULL, OPT_BLOCKS },
+	{ "block-size",	required_argument, NULL, OPT_BSIZE },
+	{ "duration",	required_argument, NULL, OPT_DURATION },
 	{ "help",	no_argument,	   NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 }
 };
@@ -506,6 +619,11 @@ main(int argc, char **argv)
 	struct weir_err err = { "" };
 	struct sigaction sa;
 	const char *rfiles[WEIR_MAX_INPUTS], *summary = NULL;
+	const char *ifnames[WEIR_MAX_INPUTS];
+	struct weir_live_conf lc;
+	unsigned ni = 0;
+	long long lv;
+	int promisc = 0;
 	json_t *policy = NULL, *stats;
 	unsigned nr = 0, i;
 	int ch, verbosity = WEIR_LOG_WARN, status = 0, quiet = 0;
@@ -513,8 +631,44 @@ main(int argc, char **argv)
 	char *end;
 
 	tp->capture = default_capture();
-	while ((ch = getopt_long(argc, argv, "qr:v", longopts, NULL)) != -1) {
+	weir_live_conf_defaults(&lc);
+	while ((ch = getopt_long(argc, argv, "i:pqr:v", longopts, NULL)) !=
+	    -1) {
 		switch (ch) {
+		case 'i':
+			if (ni == WEIR_MAX_INPUTS) {
+				fprintf(stderr, "weir-tap: at most %d "
+				    "interfaces\n", WEIR_MAX_INPUTS);
+				return EXIT_USAGE;
+			}
+			ifnames[ni++] = optarg;
+			break;
+		case 'p':
+			promisc = 1;
+			break;
+		case OPT_BLOCKS:
+		case OPT_BSIZE:
+		case OPT_DURATION:
+			errno = 0;
+			lv = strtoll(optarg, &end, 10);
+			if (errno || *end != '\0' || lv < (ch == OPT_BLOCKS ? 2 :
+			    ch == OPT_BSIZE ? 4096 : 1) || lv > (ch == OPT_BSIZE ?
+			    (1 << 30) : (1 << 20)) || (ch == OPT_BSIZE &&
+			    (lv & (lv - 1)) != 0)) {
+				fprintf(stderr, "weir-tap: option %s: '%s' is "
+				    "out of range\n", ch == OPT_BLOCKS ?
+				    "--ring-blocks" : ch == OPT_BSIZE ?
+				    "--block-size (a power of two)" :
+				    "--duration", optarg);
+				return EXIT_USAGE;
+			}
+			if (ch == OPT_BLOCKS)
+				lc.blocks = (uint32_t)lv;
+			else if (ch == OPT_BSIZE)
+				lc.block_size = (uint32_t)lv;
+			else
+				tp->duration = (uint64_t)lv * 1000000000ull;
+			break;
 		case 'q':
 			quiet = 1;
 			break;
@@ -561,7 +715,10 @@ main(int argc, char **argv)
 	}
 	weir_log_init("weir-tap", verbosity);
 	tp->ring_bytes = (size_t)mb << 20;
-	if (nr == 0 || optind == argc) {
+	if ((nr == 0) == (ni == 0) || optind == argc) {
+		if (nr && ni)
+			log_err("trace files (-r) and interfaces (-i) cannot "
+			    "be mixed");
 		usage(stderr);
 		return EXIT_USAGE;
 	}
@@ -602,6 +759,31 @@ main(int argc, char **argv)
 			return EXIT_RUNTIME;
 		}
 		tp->ninputs = i + 1;
+	}
+	/*
+	 * Interfaces: the kernel copies no more of a packet than the
+	 * tenant that may see the most of it gets; the filter runs here
+	 * (no kernel filter: the union of 256 tenants' filters would cost
+	 * the kernel more than the verdict cache costs us).
+	 */
+	lc.promisc = promisc;
+	lc.snaplen = 0;
+	for (i = 0; i < tp->nt; i++)
+		if (tp->t[i].copy == UINT32_MAX)
+			break;
+		else if (tp->t[i].copy > lc.snaplen)
+			lc.snaplen = tp->t[i].copy;
+	if (i < tp->nt)
+		lc.snaplen = 0;
+	for (i = 0; i < ni; i++) {
+		lc.ifname = ifnames[i];
+		if (weir_live_open(&tp->inputs[i], &lc, i, &tp->ifaces,
+		    &err) < 0) {
+			log_err("%s", err.msg);
+			return EXIT_RUNTIME;
+		}
+		tp->ninputs = i + 1;
+		tp->nlive++;
 	}
 	if (weir_merge_init(&tp->merge, tp->inputs, tp->ninputs) < 0) {
 		log_err("out of memory");
@@ -649,6 +831,16 @@ end:
 	    JSON_INDENT(2)) != 0) {
 		log_err("summary '%s': cannot write", summary);
 		status = EXIT_RUNTIME;
+	}
+	if (!quiet && tp->nlive) {
+		json_t *ks = json_object_get(stats, "kernel");
+
+		fprintf(stderr, "%lld packets received by the kernel, %lld "
+		    "dropped by the kernel\n",
+		    (long long)json_integer_value(json_object_get(ks,
+		    "received")),
+		    (long long)json_integer_value(json_object_get(ks,
+		    "dropped")));
 	}
 	if (!quiet)
 		fprintf(stderr, "%llu packets read, %llu copies to %u tenants, "
