@@ -6,27 +6,89 @@
  * build the same document, or amend a loaded one.  -n prints the
  * effective, policy-merged document and exits, like bgpd -n.
  */
+#include <sys/time.h>
+
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "weir/live.h"
 #include "weir/log.h"
+#include "weir/priv.h"
+#include "capture/outputs/filewriter.h"
 #include "capture/pipeline.h"
 
 #define EXIT_RUNTIME	1
 #define EXIT_USAGE	2
 
-static volatile int stop_flag;
+static volatile int stop_flag, status_flag;
+static int term_wait = 5;		/* --term-wait seconds, 0 = none */
+static char term_msg[160];
 
+/*
+ * SIGINT/SIGTERM: stop, drain and publish; SIGALRM bounds that
+ * (--term-wait).  SIGHUP: every rotating file output starts a new file
+ * (reason "signal").  SIGUSR1: one status line.
+ */
 static void
 on_signal(int sig)
 {
-	(void)sig;
-	stop_flag = 1;
+	struct itimerval it;
+
+	switch (sig) {
+	case SIGHUP:
+		weir_filewriter_request_rotate();
+		break;
+	case SIGUSR1:
+		status_flag = 1;
+		break;
+	case SIGALRM:
+		/* Unpublished files stay hidden .part files. */
+		(void)!write(2, term_msg, strlen(term_msg));
+		_exit(1);
+	default:
+		if (!stop_flag && term_wait > 0) {
+			memset(&it, 0, sizeof(it));
+			it.it_value.tv_sec = term_wait;
+			(void)setitimer(ITIMER_REAL, &it, NULL);
+		}
+		stop_flag = 1;
+	}
+}
+
+static void
+signals_init(void)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGUSR1,
+	    SIGALRM };
+	struct sigaction sa;
+	size_t i;
+
+	snprintf(term_msg, sizeof(term_msg), "weir-capture: error: did not "
+	    "finish within %d s of the signal (--term-wait): exiting, files "
+	    "not yet published are left as hidden .part files\n", term_wait);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void
+status_cb(struct weir_pipeline *pl, const char *why, void *arg)
+{
+	json_t *o;
+
+	(void)arg;
+	o = weir_pipeline_stats(pl);
+	weir_status_line(o, why);
+	json_decref(o);
 }
 
 static void
@@ -41,14 +103,18 @@ usage(FILE *f)
 "                    [--no-kernel-filter] [--fanout group]\n"
 "                    [--config exp.json] [--policy policy.json] [--nano]\n"
 "                    [--anon-key keyfile] [--headers-only] [--counters file]\n"
-"                    [--meta] [--zstd] [--summary file] [filter expression]\n");
+"                    [--meta] [--zstd] [--summary file] [--user name]\n"
+"                    [--seccomp off|log|kill] [--status-fd fd]\n"
+"                    [--status-interval seconds] [--term-wait seconds]\n"
+"                    [filter expression]\n");
 }
 
 enum {
 	OPT_CONFIG = 256, OPT_POLICY, OPT_NANO, OPT_ANON, OPT_HDRS,
 	OPT_COUNTERS, OPT_SUMMARY, OPT_META, OPT_ZSTD, OPT_HELP,
 	OPT_DURATION, OPT_BLOCKS, OPT_BSIZE, OPT_BTIMEOUT, OPT_TSTAMP,
-	OPT_NOKFILTER, OPT_FANOUT
+	OPT_NOKFILTER, OPT_FANOUT, OPT_USER, OPT_SECCOMP, OPT_STATUSFD,
+	OPT_STATUSIV, OPT_TERMWAIT
 };
 
 static const struct option longopts[] = {
@@ -69,6 +135,11 @@ static const struct option longopts[] = {
 	{ "timestamps",	required_argument, NULL, OPT_TSTAMP },
 	{ "no-kernel-filter", no_argument, NULL, OPT_NOKFILTER },
 	{ "fanout",	required_argument, NULL, OPT_FANOUT },
+	{ "user",	required_argument, NULL, OPT_USER },
+	{ "seccomp",	required_argument, NULL, OPT_SECCOMP },
+	{ "status-fd",	required_argument, NULL, OPT_STATUSFD },
+	{ "status-interval", required_argument, NULL, OPT_STATUSIV },
+	{ "term-wait",	required_argument, NULL, OPT_TERMWAIT },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -177,10 +248,13 @@ main(int argc, char **argv)
 	long long snaplen = -1, count = -1, csize = 0, gsecs = 0, wfiles = 0;
 	struct live_flags lf = { 0, 0, 0, 0, 0, -1, NULL };
 	double duration = 0;
+	struct weir_priv_conf priv = { NULL, WEIR_SECCOMP_KILL,
+	    WEIR_PRIV_CAPTURE };
+	long long status_fd = -1, status_iv = -1;
 	json_t *o;
 	size_t k;
 	int print_only = 0, nano = 0, hdrs = 0, meta = 0, zstd = 0;
-	int verbosity = WEIR_LOG_WARN, ch, rc, status = 0;
+	int verbosity = WEIR_LOG_WARN, ch, rc, status = 0, live;
 	char *filter = NULL;
 	size_t flen;
 	int i;
@@ -233,6 +307,27 @@ main(int argc, char **argv)
 			break;
 		case OPT_FANOUT:
 			lf.fanout = numarg(optarg, "--fanout", 0, 65535);
+			break;
+		case OPT_USER:
+			priv.user = optarg;
+			break;
+		case OPT_SECCOMP:
+			if ((priv.seccomp = weir_priv_seccomp_mode(optarg)) < 0) {
+				log_err("option --seccomp: '%s' must be 'off', "
+				    "'log' or 'kill'", optarg);
+				status = EXIT_USAGE;
+				goto usage_error;
+			}
+			break;
+		case OPT_STATUSFD:
+			status_fd = numarg(optarg, "--status-fd", 1, 1023);
+			break;
+		case OPT_STATUSIV:
+			status_iv = numarg(optarg, "--status-interval", 0,
+			    86400);
+			break;
+		case OPT_TERMWAIT:
+			term_wait = (int)numarg(optarg, "--term-wait", 0, 86400);
 			break;
 		case 'w':
 			wfile = optarg;
@@ -420,9 +515,20 @@ main(int argc, char **argv)
 		goto done;
 	}
 
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGPIPE, SIG_IGN);
+	if (status_fd >= 0 && weir_status_open((int)status_fd, &err) < 0) {
+		log_err("%s", err.msg);
+		status = EXIT_USAGE;
+		goto done;
+	}
+	signals_init();
+	live = 0;
+	json_array_foreach(json_object_get(exp, "inputs"), k, o)
+		live |= json_object_get(o, "interface") != NULL;
+	if ((rc = weir_priv_prepare(&priv, live, &err)) < 0) {
+		log_err("cannot drop privileges: %s", err.msg);
+		status = EXIT_RUNTIME;
+		goto done;
+	}
 	if ((rc = weir_pipeline_open(&pl, exp, &err)) < 0) {
 		log_err("%s", err.msg);
 		weir_pipeline_close(&pl, NULL);
@@ -430,7 +536,20 @@ main(int argc, char **argv)
 		    EXIT_USAGE : EXIT_RUNTIME;
 		goto done;
 	}
+	/* Sockets and output files are open: nothing privileged is left
+	 * to do (docs/privileges.md). */
+	if ((rc = weir_priv_drop(&priv, &err)) < 0) {
+		log_err("cannot drop privileges: %s", err.msg);
+		weir_pipeline_close(&pl, NULL);
+		status = EXIT_RUNTIME;
+		goto done;
+	}
 	pl.stop = &stop_flag;
+	pl.status_req = &status_flag;
+	pl.status = status_cb;
+	if (status_fd >= 0)
+		pl.status_every = (uint64_t)(status_iv < 0 ? 1 : status_iv) *
+		    1000000000ull;
 	if (weir_pipeline_run(&pl, &err) < 0)
 		status = EXIT_RUNTIME;
 	if (weir_pipeline_finish(&pl, &err) < 0)
@@ -444,6 +563,12 @@ main(int argc, char **argv)
 		log_err("cannot write summary '%s': %s", summary_path,
 		    strerror(errno));
 		status = EXIT_RUNTIME;
+	}
+	if (status_fd >= 0) {
+		/* the last line: final counts, "event": "end" */
+		o = json_copy(summary);
+		weir_status_final(o, 1000);
+		json_decref(o);
 	}
 	if (verbosity >= WEIR_LOG_WARN) {
 		json_array_foreach(json_object_get(summary, "inputs"), k, o)

@@ -747,6 +747,31 @@ ring_idle(struct weir_pipeline *pl)
 	}
 }
 
+/* A status line asked for (SIGUSR1) or due (interval). */
+static void
+status_due(struct weir_pipeline *pl)
+{
+	uint64_t now;
+
+	if (pl->status == NULL)
+		return;
+	if (pl->status_req != NULL && *pl->status_req) {
+		*pl->status_req = 0;
+		pl->status_last = mono_ns();
+		pl->status(pl, "signal", pl->status_arg);
+		return;
+	}
+	if (pl->status_every == 0)
+		return;
+	now = mono_ns();
+	if (pl->status_last == 0)
+		pl->status_last = now;
+	else if (now - pl->status_last >= pl->status_every) {
+		pl->status_last = now;
+		pl->status(pl, "interval", pl->status_arg);
+	}
+}
+
 int
 weir_pipeline_run(struct weir_pipeline *pl, struct weir_err *err)
 {
@@ -758,6 +783,7 @@ weir_pipeline_run(struct weir_pipeline *pl, struct weir_err *err)
 
 	start = pl->last_update = mono_ns();
 	for (;;) {
+		status_due(pl);
 		stop = pl->stop != NULL && *pl->stop;
 		if (pl->duration && (mono = mono_ns()) - start >= pl->duration)
 			stop = 1;

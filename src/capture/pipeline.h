@@ -81,6 +81,21 @@ struct weir_pipeline {
 					   PACKET_STATISTICS read */
 	uint64_t	 out_of_order;	/* live: packets older than the one
 					   before them (merge limit) */
+
+	/*
+	 * Status lines (weir-capture --status-fd, SIGUSR1), set by the
+	 * caller after open: status() is called between batches (or
+	 * after an idle wait) when *status_req is set (it is cleared
+	 * first; why = "signal") or every status_every ns (why =
+	 * "interval"); NULL/0 = never.  A trace read blocked on a FIFO
+	 * delays it until data comes.
+	 */
+	volatile int	*status_req;
+	uint64_t	 status_every;
+	uint64_t	 status_last;	/* CLOCK_MONOTONIC ns */
+	void		(*status)(struct weir_pipeline *pl, const char *why,
+			    void *arg);
+	void		*status_arg;
 };
 
 /*
