@@ -44,6 +44,16 @@ enum weir_seccomp_mode {
 	WEIR_SECCOMP_KILL,	/* calls off the list kill the process */
 };
 
+/*
+ * The default of --seccomp.  A build with -DWEIR_SECCOMP_DEFAULT=1
+ * (WEIR_SECCOMP_LOG) runs the whole test suite with logging instead of
+ * killing, to find a call the list lacks from the kernel log (audit
+ * type 1326, code 0x7ffc0000).
+ */
+#ifndef WEIR_SECCOMP_DEFAULT
+#define WEIR_SECCOMP_DEFAULT	WEIR_SECCOMP_KILL
+#endif
+
 /* Which allowlist: the capture pipeline, or weir-tap (which also forks
  * and executes its tenants, who then run under both filters). */
 enum weir_priv_profile {

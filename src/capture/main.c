@@ -248,7 +248,7 @@ main(int argc, char **argv)
 	long long snaplen = -1, count = -1, csize = 0, gsecs = 0, wfiles = 0;
 	struct live_flags lf = { 0, 0, 0, 0, 0, -1, NULL };
 	double duration = 0;
-	struct weir_priv_conf priv = { NULL, WEIR_SECCOMP_KILL,
+	struct weir_priv_conf priv = { NULL, WEIR_SECCOMP_DEFAULT,
 	    WEIR_PRIV_CAPTURE };
 	long long status_fd = -1, status_iv = -1;
 	json_t *o;

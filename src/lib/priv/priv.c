@@ -144,7 +144,7 @@ static const int sanitizer_calls[] = {
 	SC(prlimit64), SC(readlinkat), SC(uname), SC(getppid), SC(mincore),
 	SC(process_vm_readv), SC(set_tid_address), SC(msync),
 #ifdef __NR_getrlimit
-	SC(getrlimit), SC(readlink), SC(access),
+	SC(getrlimit), SC(readlink), SC(access), SC(getdents),
 #endif
 	-1
 };
