@@ -28,9 +28,14 @@
  *
  * Wake-ups: a consumer that finds the ring empty sets `waiting` and
  * sleeps on the futex word `wake` (shared, not private: two processes)
- * with a timeout, so that it can still run its timers on an idle link;
- * the producer bumps `wake` and calls FUTEX_WAKE only when `waiting` is
- * set, at most once per published batch.
+ * with a timeout, so that it can still run its timers on an idle link.
+ * The producer does not wake a sleeper for every batch: a consumer that
+ * gets a few packets per wake-up spends its time switching in and out.
+ * weir_ring_publish() wakes it only once an eighth of the ring is
+ * waiting; otherwise the wake-up is left pending and weir_ring_kick(),
+ * which the producer calls every few milliseconds, delivers it.  So a
+ * packet waits at most that long, and a tenant that gets little traffic
+ * is woken at most a few hundred times a second.
  */
 #ifndef WEIR_SHMRING_H
 #define WEIR_SHMRING_H
@@ -126,6 +131,9 @@ struct weir_ring {
 	uint64_t	 ctail;		/* last tail read from the consumer */
 	int		 broken;	/* the consumer wrote a bad tail */
 	uint64_t	 broken_drops;	/* packets not written because */
+	uint64_t	 woken_at;	/* head at the last wake-up */
+	int		 wake_pending;	/* published, sleeper not woken */
+	uint64_t	 wakes;		/* FUTEX_WAKE calls made */
 
 	/* consumer side (private) */
 	uint64_t	 rpos;		/* next record to read */
@@ -165,8 +173,13 @@ int	weir_ring_put(struct weir_ring *r, const uint8_t *data,
  * dropping, such as tests and a file replayer.)
  */
 int	weir_ring_fits(struct weir_ring *r, uint32_t caplen);
-/* Producer: make the records put so far visible; wake a sleeper. */
+/*
+ * Producer: make the records put so far visible; wake a sleeper if an
+ * eighth of the ring waits for it, else leave the wake-up pending.
+ */
 void	weir_ring_publish(struct weir_ring *r);
+/* Producer: deliver a pending wake-up (call every few ms); 1 if woken. */
+int	weir_ring_kick(struct weir_ring *r);
 /* Producer: no more records; the consumer ends once it has read all. */
 void	weir_ring_finish(struct weir_ring *r);
 

@@ -1049,13 +1049,35 @@ walk_prog(struct walk *w, const struct bpf_program *p)
 	return walk(w, 0, T_UNK, 0, T_UNK, 0) < 0 ? -1 : 0;
 }
 
+/*
+ * Did the walk just made make a field of 4 bytes or more (an address)
+ * "bad", that was not before?  Such a field enters the key raw, so the
+ * key of every packet holds its addresses and the cache stops working
+ * for every program, not only the one to blame (`net 0.0.0.0/8`
+ * compiles to a jset on the address; the 251st constant compared with
+ * one field overflows MAXCONST).  That program is better run directly
+ * on every packet: the others stay cached.
+ */
+static int
+poisons(const struct ltctx *l, const uint8_t *badsave, unsigned nloc)
+{
+	unsigned i;
+
+	for (i = 0; i < l->nloc; i++)
+		if (l->loc[i].bad && (i >= nloc || !badsave[i]) &&
+		    l->loc[i].size >= 4)
+			return 1;
+	return 0;
+}
+
 /* Pass 1 over every program of l: cacheability, fields, dispatch. */
 static void
 analyse(struct bpfv *v, struct ltctx *l)
 {
 	struct walk w;
 	struct var *x;
-	unsigned s, i;
+	uint8_t badsave[MAXLOC];
+	unsigned s, i, nloc;
 
 	l->nloc = l->nvar = l->ndisp = 0;
 	l->ncached = l->ndirect = 0;
@@ -1066,10 +1088,22 @@ analyse(struct bpfv *v, struct ltctx *l)
 	for (s = 0; s < v->nslots; s++) {
 		if (l->pstate[s] != PS_CACHED && l->pstate[s] != PS_DIRECT)
 			continue;
-		if (v->ent != NULL && walk_prog(&w, &l->prog[s]) == 0) {
+		nloc = l->nloc;
+		for (i = 0; i < nloc; i++)
+			badsave[i] = l->loc[i].bad;
+		if (v->ent != NULL && walk_prog(&w, &l->prog[s]) == 0 &&
+		    !poisons(l, badsave, nloc)) {
 			l->pstate[s] = PS_CACHED;
 			l->cached[l->ncached++] = s;
 		} else {
+			/*
+			 * Whatever this walk marked bad is undone: the
+			 * program runs directly and the cached ones never
+			 * read the field in a bad way.  (The fields and
+			 * constants it added only lengthen keys.)
+			 */
+			for (i = 0; i < l->nloc; i++)
+				l->loc[i].bad = i < nloc ? badsave[i] : 0;
 			l->pstate[s] = PS_DIRECT;
 			l->direct[l->ndirect++] = s;
 		}

@@ -50,6 +50,9 @@
 #define TAP_MAX_TENANTS	256
 #define TAP_RING_MB	8
 #define TAP_STOP_WAIT	10	/* seconds a tenant gets to finish */
+/* Pending wake-ups are delivered this often (shmring.h): the longest a
+ * packet waits in a ring before its tenant is woken. */
+#define TAP_KICK_MS	10
 /* The tenant's ring is this descriptor in its process. */
 #define TENANT_RING_FD	3
 #define TENANT_CONF_FD	4
@@ -88,6 +91,7 @@ struct tap {
 	uint64_t	 duration;	/* ns of capture, 0 = until stopped */
 	uint64_t	 last_update;	/* CLOCK_MONOTONIC of the last
 					   kernel counter read */
+	uint64_t	 last_kick;	/* ... of the last kick round */
 };
 
 static volatile sig_atomic_t stop_flag, child_flag;
@@ -379,6 +383,21 @@ kernel_counts_due(struct tap *tp, int force)
 	}
 }
 
+/* Deliver the tenants' pending wake-ups, every TAP_KICK_MS. */
+static void
+kick_due(struct tap *tp, int force)
+{
+	uint64_t mono = mono_ns();
+	unsigned i;
+
+	if (!force && mono - tp->last_kick < TAP_KICK_MS * 1000000ull)
+		return;
+	tp->last_kick = mono;
+	for (i = 0; i < tp->nt; i++)
+		if (!tp->t[i].gone)
+			(void)weir_ring_kick(&tp->t[i].ring);
+}
+
 /* Every live input is idle: wait (bounded) for a block. */
 static void
 live_idle(struct tap *tp)
@@ -389,7 +408,8 @@ live_idle(struct tap *tp)
 	for (i = 0; i < tp->merge.n; i++)
 		if (tp->merge.src[i].waiting && !tp->merge.src[i].done)
 			v[n++] = &tp->inputs[i];
-	(void)weir_live_wait(v, n, WEIR_RING_IDLE_MS);
+	(void)weir_live_wait(v, n, TAP_KICK_MS);
+	kick_due(tp, 0);
 }
 
 static int
@@ -482,6 +502,7 @@ tap_run(struct tap *tp)
 		}
 		for (i = 0; i < nt; i++)
 			weir_ring_publish(&tp->t[touched[i]].ring);
+		kick_due(tp, 0);
 	}
 	free(bits);
 	if (tp->nlive) {
@@ -526,6 +547,7 @@ tap_stats(const struct tap *tp)
 {
 	const struct tenant *t;
 	json_t *o, *a, *x, *kern = NULL;
+	struct bpfv_stats vs;
 	unsigned i;
 	int st;
 
@@ -574,6 +596,14 @@ tap_stats(const struct tap *tp)
 	    "tenants", a);
 	if (kern != NULL)
 		json_object_set_new(o, "kernel", kern);
+	bpfv_get_stats(tp->v, &vs);
+	json_object_set_new(o, "verdicts", json_pack("{s:I,s:I,s:I,s:I,s:I,"
+	    "s:I}", "cache_hits", (json_int_t)vs.hits,
+	    "cache_misses", (json_int_t)vs.misses,
+	    "group_runs", (json_int_t)vs.group_misses,
+	    "uncached_runs", (json_int_t)vs.uncached_runs,
+	    "bypass", (json_int_t)vs.bypass,
+	    "class_flushes", (json_int_t)vs.class_flushes));
 	return o;
 }
 

@@ -488,6 +488,91 @@ main(void)
 		bpfv_destroy(v);
 	}
 
+	/*
+	 * One program that would put addresses in every key (`net 0/8` is
+	 * a jset on the address; 256 `net X/8` overflow the constants of
+	 * one field) runs directly; the others stay cached and the cache
+	 * keeps hitting on a trace whose every packet has new addresses.
+	 */
+	{
+		static char ne[257][40];
+		static const char *nex[257];
+		static struct weir_pkt qp[512];
+		static struct weir_pkt *qpp[512];
+		static uint8_t qs[512][64];
+		static uint64_t qb[512 * 5];
+		struct bpf_program prog;
+		pcap_t *pd = pcap_open_dead(DLT_EN10MB, 262144);
+		unsigned k, s, ndirect = 0, round;
+
+		ok(bpfv_create(&v, 257, 65536, &err) == 0, "create 257");
+		for (e = 0; e < 257; e++) {
+			snprintf(ne[e], sizeof(ne[e]), e < 256 ?
+			    "net %u.0.0.0/8" : "udp port 53", e);
+			nex[e] = ne[e];
+			(void)bpfv_set(v, e, nex[e], &err);
+		}
+		miss = 0;
+		for (round = 0; round < 40; round++) {
+			for (k = 0; k < 512; k++) {
+				/* IPv4/UDP, new addresses every packet */
+				unsigned n = round * 512 + k;
+				uint8_t *b = qs[k];
+
+				memset(b, 0, 64);
+				b[12] = 8;
+				b[14] = 0x45;
+				b[23] = 17;
+				b[26] = (uint8_t)n;
+				b[27] = (uint8_t)(n >> 8);
+				b[28] = (uint8_t)(n >> 3);
+				b[30] = (uint8_t)(n * 7);
+				b[31] = (uint8_t)(n >> 4);
+				b[37] = n % 3 ? 53 : 54;
+				memset(&qp[k], 0, sizeof(qp[k]));
+				qp[k].data = b;
+				qp[k].caplen = qp[k].wirelen = 64;
+				qp[k].linktype = 1;
+				qpp[k] = &qp[k];
+			}
+			bpfv_eval_batch(v, qpp, 512, qb);
+			/* spot-check 8 slots per packet against libpcap */
+			for (k = 0; k < 512; k++)
+				for (s = 0; s < 8; s++) {
+					e = (k * 37 + s * 33 + round) % 257;
+					if (s == 0)
+						e = 0;
+					if (pcap_compile(pd, &prog, nex[e], 1,
+					    0) != 0)
+						continue;
+					if ((bpf_filter(prog.bf_insns,
+					    qp[k].data, 64, 64) != 0) !=
+					    (int)(qb[k * 5 + e / 64] >>
+					    (e % 64) & 1))
+						miss++;
+					pcap_freecode(&prog);
+				}
+		}
+		pcap_close(pd);
+		for (e = 0; e < 257; e++)
+			ndirect += bpfv_slot_cached(v, e) == 0;
+		bpfv_get_stats(v, &st);
+		printf("# 256 nets + 1 port: hits %llu misses %llu direct "
+		    "programs %u\n", (unsigned long long)st.hits,
+		    (unsigned long long)st.misses, ndirect);
+		ok(miss == 0, "256 nets + a port: 0 wrong verdicts (%u)",
+		    miss);
+		ok(bpfv_slot_cached(v, 0) == 0 && bpfv_slot_cached(v, 1) ==
+		    1 && bpfv_slot_cached(v, 256) == 1 && ndirect < 10,
+		    "'net 0.0.0.0/8' and the nets past the constants limit "
+		    "run directly (%u), the rest stay cached", ndirect);
+		ok(st.hits > 9 * st.misses, "the cache still hits on new "
+		    "addresses every packet (hits %llu, misses %llu)",
+		    (unsigned long long)st.hits,
+		    (unsigned long long)st.misses);
+		bpfv_destroy(v);
+	}
+
 	/* Cache disabled: everything runs directly. */
 	ok(bpfv_create(&v, 4, 0, &err) == 0, "create without cache");
 	for (e = 0; e < 4; e++) {

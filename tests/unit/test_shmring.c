@@ -152,6 +152,7 @@ test_lossless(void)
 	for (i = 0; i < n; i++) {
 		while (!weir_ring_fits(&r, plen(i))) {
 			weir_ring_publish(&r);
+			weir_ring_kick(&r);
 			usleep(50);
 		}
 		fill(b, i, plen(i));

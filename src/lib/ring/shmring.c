@@ -237,6 +237,18 @@ weir_ring_fits(struct weir_ring *r, uint32_t caplen)
 	return r->whead + rec_size(caplen) - t <= r->size;
 }
 
+static void
+ring_wake(struct weir_ring *r)
+{
+	struct weir_ring_hdr *h = r->hdr;
+
+	r->wake_pending = 0;
+	r->woken_at = r->whead;
+	r->wakes++;
+	atomic_fetch_add_explicit(&h->wake, 1, memory_order_relaxed);
+	futex(&h->wake, FUTEX_WAKE, 1, NULL);
+}
+
 void
 weir_ring_publish(struct weir_ring *r)
 {
@@ -247,10 +259,27 @@ weir_ring_publish(struct weir_ring *r)
 	atomic_store_explicit(&h->head, r->whead, memory_order_release);
 	/* Pairs with the consumer's fence between `waiting` and `head`. */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&h->waiting, memory_order_relaxed)) {
-		atomic_fetch_add_explicit(&h->wake, 1, memory_order_relaxed);
-		futex(&h->wake, FUTEX_WAKE, 1, NULL);
+	if (!atomic_load_explicit(&h->waiting, memory_order_relaxed))
+		return;
+	if (r->whead - r->woken_at >= r->size / 8)
+		ring_wake(r);
+	else
+		r->wake_pending = 1;
+}
+
+int
+weir_ring_kick(struct weir_ring *r)
+{
+	if (!r->wake_pending)
+		return 0;
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!atomic_load_explicit(&r->hdr->waiting, memory_order_relaxed)) {
+		/* it woke by itself (timeout) and will see the records */
+		r->wake_pending = 0;
+		return 0;
 	}
+	ring_wake(r);
+	return 1;
 }
 
 void
@@ -258,8 +287,7 @@ weir_ring_finish(struct weir_ring *r)
 {
 	weir_ring_publish(r);
 	atomic_store_explicit(&r->hdr->done, 1, memory_order_release);
-	atomic_fetch_add_explicit(&r->hdr->wake, 1, memory_order_relaxed);
-	futex(&r->hdr->wake, FUTEX_WAKE, 1, NULL);
+	ring_wake(r);
 }
 
 /* Sleep until head moves, done is set, or timeout_ms passes. */
