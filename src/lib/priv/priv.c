@@ -427,15 +427,16 @@ weir_priv_drop(const struct weir_priv_conf *c, struct weir_err *err)
 			(void)prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
 		if ((rc = weir_priv_switch_user(user, err)) < 0)
 			return rc;
-#ifdef PRIV_SANITIZER
-		/* LeakSanitizer's tracer must be able to ptrace us; the
-		 * switch made the process undumpable.  Test builds only. */
-		(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-#endif
 	}
 	if ((rc = weir_priv_drop_caps(err)) < 0)
 		return rc;
 	check_threads();
+#ifdef PRIV_SANITIZER
+	/* LeakSanitizer's tracer must be able to ptrace us; a user switch
+	 * or a file capability made the process undumpable.  Sanitizer
+	 * builds only: a dumpable process lets its user ptrace it. */
+	(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+#endif
 	if ((rc = weir_priv_seccomp(c->seccomp, c->profile, err)) < 0)
 		return rc;
 	if (c->seccomp == WEIR_SECCOMP_OFF &&
