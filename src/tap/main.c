@@ -40,6 +40,7 @@
 #include "weir/input.h"
 #include "weir/live.h"
 #include "weir/log.h"
+#include "weir/priv.h"
 #include "weir/shmring.h"
 #include "capture/bpfverdict.h"
 #include "capture/pipeline.h"
@@ -81,6 +82,7 @@ struct tap {
 	const char	*capture;	/* the weir-capture binary */
 	const char	*policy_path;
 	const char	*summaries;	/* directory for tenant summaries */
+	const char	*seccomp;	/* --seccomp, passed to tenants */
 	size_t		 ring_bytes;
 	uint64_t	 read;		/* packets read */
 	uint64_t	 unclaimed;	/* packets no tenant's filter took */
@@ -94,14 +96,20 @@ struct tap {
 	uint64_t	 last_kick;	/* ... of the last kick round */
 };
 
-static volatile sig_atomic_t stop_flag, child_flag;
+static volatile sig_atomic_t stop_flag, child_flag, hup_flag, usr1_flag;
 static int ending;		/* tenants are told to finish */
+struct tap;
+static void	tap_signals(struct tap *);
 
 static void
 on_signal(int sig)
 {
 	if (sig == SIGCHLD)
 		child_flag = 1;
+	else if (sig == SIGHUP)
+		hup_flag = 1;
+	else if (sig == SIGUSR1)
+		usr1_flag = 1;
 	else
 		stop_flag = 1;
 }
@@ -113,7 +121,8 @@ usage(FILE *f)
 "usage: weir-tap [-pqv] (-r file... | -i interface...) [--ring-size MB]\n"
 "                [--ring-blocks N] [--block-size bytes] [--duration s]\n"
 "                [--capture path] [--policy policy.json] [--summary file]\n"
-"                [--tenant-summaries dir] tenant.json...\n");
+"                [--tenant-summaries dir] [--user name]\n"
+"                [--seccomp off|log|kill] [--status-fd fd] tenant.json...\n");
 }
 
 static json_t *
@@ -302,6 +311,8 @@ tenant_start(struct tap *tp, struct tenant *t)
 		argv[n++] = (char *)(uintptr_t)"-q";
 		argv[n++] = (char *)(uintptr_t)"--config";
 		argv[n++] = (char *)(uintptr_t)"/dev/fd/4";
+		argv[n++] = (char *)(uintptr_t)"--seccomp";
+		argv[n++] = (char *)(uintptr_t)tp->seccomp;
 		if (tp->summaries != NULL) {
 			argv[n++] = (char *)(uintptr_t)"--summary";
 			argv[n++] = summary;
@@ -435,6 +446,8 @@ tap_run(struct tap *tp)
 			child_flag = 0;
 			reap(tp, 0);
 		}
+		if (hup_flag || usr1_flag)
+			tap_signals(tp);
 		if (stop_flag || (tp->duration &&
 		    mono_ns() - start >= tp->duration)) {
 			/* Files stop at once; rings hand out what the kernel
@@ -511,6 +524,34 @@ tap_run(struct tap *tp)
 		kernel_counts_due(tp, 1);
 	}
 	return 0;
+}
+
+static json_t	*tap_stats(const struct tap *);
+
+/*
+ * SIGHUP and SIGUSR1 go on to every running tenant (a new file, a
+ * status line on its stderr); SIGUSR1 also writes weir-tap's own
+ * counters as a status line (--status-fd, or stderr).
+ */
+static void
+tap_signals(struct tap *tp)
+{
+	json_t *o;
+	unsigned i;
+	int sig = hup_flag ? SIGHUP : SIGUSR1;
+
+	if (hup_flag && usr1_flag)
+		hup_flag = 0;		/* USR1 on the next round */
+	else
+		hup_flag = usr1_flag = 0;
+	for (i = 0; i < tp->nt; i++)
+		if (tp->t[i].pid > 0 && !tp->t[i].gone)
+			kill(tp->t[i].pid, sig);
+	if (sig == SIGUSR1) {
+		o = tap_stats(tp);
+		weir_status_line(o, "signal");
+		json_decref(o);
+	}
 }
 
 /* End every ring; give tenants TAP_STOP_WAIT seconds, then kill. */
@@ -626,7 +667,8 @@ default_capture(void)
 }
 
 enum { OPT_RING = 256, OPT_CAPTURE, OPT_POLICY, OPT_SUMMARY, OPT_TSUM,
-    OPT_BLOCKS, OPT_BSIZE, OPT_DURATION, OPT_HELP };
+    OPT_BLOCKS, OPT_BSIZE, OPT_DURATION, OPT_HELP, OPT_USER, OPT_SECCOMP,
+    OPT_STATUSFD };
 
 static const struct option longopts[] = {
 	{ "ring-size",	required_argument, NULL, OPT_RING },
@@ -638,6 +680,9 @@ static const struct option longopts[] = {
 	{ "block-size",	required_argument, NULL, OPT_BSIZE },
 	{ "duration",	required_argument, NULL, OPT_DURATION },
 	{ "help",	no_argument,	   NULL, OPT_HELP },
+	{ "user",	required_argument, NULL, OPT_USER },
+	{ "seccomp",	required_argument, NULL, OPT_SECCOMP },
+	{ "status-fd",	required_argument, NULL, OPT_STATUSFD },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -659,6 +704,9 @@ main(int argc, char **argv)
 	int ch, verbosity = WEIR_LOG_WARN, status = 0, quiet = 0;
 	long mb = TAP_RING_MB;
 	char *end;
+	struct weir_priv_conf priv = { NULL, WEIR_SECCOMP_DEFAULT,
+	    WEIR_PRIV_TAP };
+	long status_fd = -1;
 
 	tp->capture = default_capture();
 	weir_live_conf_defaults(&lc);
@@ -735,6 +783,28 @@ main(int argc, char **argv)
 		case OPT_TSUM:
 			tp->summaries = optarg;
 			break;
+		case OPT_USER:
+			priv.user = optarg;
+			break;
+		case OPT_SECCOMP:
+			if ((priv.seccomp = weir_priv_seccomp_mode(optarg)) < 0) {
+				fprintf(stderr, "weir-tap: option --seccomp: "
+				    "'%s' must be 'off', 'log' or 'kill'\n",
+				    optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case OPT_STATUSFD:
+			errno = 0;
+			status_fd = strtol(optarg, &end, 10);
+			if (errno || *end != '\0' || status_fd < 1 ||
+			    status_fd > 1023) {
+				fprintf(stderr, "weir-tap: option --status-fd: "
+				    "'%s' must be a descriptor in 1..1023\n",
+				    optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return 0;
@@ -745,6 +815,12 @@ main(int argc, char **argv)
 	}
 	weir_log_init("weir-tap", verbosity);
 	tp->ring_bytes = (size_t)mb << 20;
+	tp->seccomp = priv.seccomp == WEIR_SECCOMP_OFF ? "off" :
+	    priv.seccomp == WEIR_SECCOMP_LOG ? "log" : "kill";
+	if (status_fd >= 0 && weir_status_open((int)status_fd, &err) < 0) {
+		log_err("%s", err.msg);
+		return EXIT_USAGE;
+	}
 	if ((nr == 0) == (ni == 0) || optind == argc) {
 		if (nr && ni)
 			log_err("trace files (-r) and interfaces (-i) cannot "
@@ -782,6 +858,11 @@ main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 
+	/* Only what opening the interfaces needs (docs/privileges.md). */
+	if (weir_priv_prepare(&priv, ni > 0, &err) < 0) {
+		log_err("cannot drop privileges: %s", err.msg);
+		return EXIT_RUNTIME;
+	}
 	for (i = 0; i < nr; i++) {
 		if (weir_input_open(&tp->inputs[i], rfiles[i], i, &tp->ifaces,
 		    &err) < 0) {
@@ -830,13 +911,26 @@ main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	sa.sa_flags = SA_NOCLDSTOP;
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	for (i = 0; i < tp->nt; i++)
-		if (tenant_ring(tp, &tp->t[i]) < 0 ||
-		    tenant_start(tp, &tp->t[i]) < 0) {
+		if (tenant_ring(tp, &tp->t[i]) < 0) {
+			status = EXIT_RUNTIME;
+			goto end;
+		}
+	/* Inputs and rings are made: tenants start unprivileged. */
+	if (weir_priv_drop(&priv, &err) < 0) {
+		log_err("cannot drop privileges: %s", err.msg);
+		status = EXIT_RUNTIME;
+		goto end;
+	}
+	for (i = 0; i < tp->nt; i++)
+		if (tenant_start(tp, &tp->t[i]) < 0) {
 			status = EXIT_RUNTIME;
 			goto end;
 		}

@@ -233,7 +233,8 @@ EOF
 	for i in $(seq 200); do
 		CH=$(pgrep -P "$TPID" | head -n 1)
 		[ -n "$CH" ] && grep -q "privileges dropped" "$T/tap.err" &&
-		    [ "$(grep -c "privileges dropped" "$T/tap.err")" -ge 2 ] && break
+		    [ "$(awk '/^Seccomp_filters:/ {print $2}' "/proc/$CH/status" 2>/dev/null)" = 2 ] &&
+		    break
 		sleep 0.05
 	done
 	r=$(procs "$TPID" "$NUID" "$NGID" 2)

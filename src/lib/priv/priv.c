@@ -103,7 +103,8 @@ static const int capture_calls[] = {
 	SC(open), SC(stat), SC(lstat), SC(rename), SC(link), SC(unlink),
 	SC(mkdir), SC(time),
 #endif
-	SC(getuid), SC(geteuid), SC(getgid), SC(getegid),
+	SC(getuid), SC(geteuid), SC(getgid), SC(getegid), SC(getresuid),
+	SC(getresgid),
 	-1
 };
 
