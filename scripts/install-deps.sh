@@ -6,7 +6,7 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev llvm \
  libpcap-dev libssl-dev libjansson-dev libzstd-dev zstd \
  tcpdump tshark wireshark-common libtrace-tools tcpreplay \
  python3 xxd hyperfine time \
- softflowd nfdump libfixbuf-tools"
+ softflowd nfdump libfixbuf-tools libcap2-bin"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
