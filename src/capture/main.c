@@ -312,7 +312,8 @@ main(int argc, char **argv)
 			priv.user = optarg;
 			break;
 		case OPT_SECCOMP:
-			if ((priv.seccomp = weir_priv_seccomp_mode(optarg)) < 0) {
+			priv.seccomp = weir_priv_seccomp_mode(optarg);
+			if (priv.seccomp < 0) {
 				log_err("option --seccomp: '%s' must be 'off', "
 				    "'log' or 'kill'", optarg);
 				status = EXIT_USAGE;
@@ -327,7 +328,8 @@ main(int argc, char **argv)
 			    86400);
 			break;
 		case OPT_TERMWAIT:
-			term_wait = (int)numarg(optarg, "--term-wait", 0, 86400);
+			term_wait = (int)numarg(optarg, "--term-wait", 0,
+			    86400);
 			break;
 		case 'w':
 			wfile = optarg;

@@ -787,7 +787,8 @@ main(int argc, char **argv)
 			priv.user = optarg;
 			break;
 		case OPT_SECCOMP:
-			if ((priv.seccomp = weir_priv_seccomp_mode(optarg)) < 0) {
+			priv.seccomp = weir_priv_seccomp_mode(optarg);
+			if (priv.seccomp < 0) {
 				fprintf(stderr, "weir-tap: option --seccomp: "
 				    "'%s' must be 'off', 'log' or 'kill'\n",
 				    optarg);
