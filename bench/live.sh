@@ -15,7 +15,8 @@
 # kernel's capture work runs in the sender's context, so costly capture
 # shows as a lower rate achieved by tcpreplay as well as drops: both are
 # reported, with the packets captured and the CPU time (user, system) of
-# the capture processes per packet sent.  Results: a Markdown table on
+# the capture processes per packet sent (perf stat's user_time and
+# system_time of each capture and its children).  Results: a Markdown table on
 # stdout and in bench/work/live.md.  Needs root.
 set -u
 cd "$(dirname "$0")/.."
@@ -39,7 +40,7 @@ fi
 for b in "$WEIR" "$TAPB"; do
 	[ -x "$b" ] || { echo "bench/live.sh: '$b' missing: run make" >&2; exit 2; }
 done
-for t in tcpreplay tcpdump /usr/bin/time; do
+for t in tcpreplay tcpdump perf; do
 	command -v "$t" >/dev/null || { echo "bench/live.sh: '$t' missing" >&2; exit 2; }
 done
 mkdir -p "$CACHE"
@@ -87,10 +88,13 @@ replay()
 	RATE=$(printf '%s\n' "$o" | sed -n 's/.*Rated: .* \([0-9.]*\) pps.*/\1/p' | head -n 1)
 }
 
-# cpu FILES...: sum of "user sys" lines of GNU time outputs
+# cpu FILES...: "user sys" seconds summed over perf stat -x, outputs
+# (user_time and system_time include the children perf waited for)
 cpu()
 {
-	cat "$@" 2>/dev/null | awk '{u += $1; s += $2} END {printf "%.3f %.3f", u, s}'
+	cat "$@" 2>/dev/null | awk -F, '$3 == "user_time" {u += $1}
+	    $3 == "system_time" {s += $1}
+	    END {printf "%.6f %.6f", u / 1e9, s / 1e9}'
 }
 
 ROWS="$W/rows"
@@ -107,19 +111,25 @@ row()
 
 failed()
 {
-	echo "| $1 | failed: see $W | | | | | |" >>"$ROWS"
+	echo "| $1 | failed (timeout starting the captures) | | | | | |" >>"$ROWS"
+	pkill -KILL -f "$W/o\." 2>/dev/null
+	pkill -KILL -f "$W/ts/" 2>/dev/null
+	sleep 1
 }
 
 # tcpdump_n N: N tcpdumps (N=1: no filter)
 tcpdump_n()
 {
-	local n=$1 i f pids=()
+	local n=$1 i f pids=() buf=65536
 	rm -f "$W"/td.* "$W"/o.*
+	# one capture: a 64 MiB buffer, as weir's default ring; many: 4 MiB
+	# each (256 x 64 MiB would not fit in memory)
+	[ "$n" -gt 1 ] && buf=4096
 	for i in $(seq 0 $((n - 1))); do
 		f="net $i.0.0.0/8"
 		[ "$n" -eq 1 ] && f=""
-		ip netns exec "$C" /usr/bin/time -f "%U %S" -o "$W/td.$i.time" \
-		    tcpdump -n -s 64 -B 65536 -i v-c -w "$W/o.$i.pcap" $f \
+		ip netns exec "$C" perf stat -x, -e user_time,system_time -o "$W/td.$i.time" \
+		    tcpdump -n -s 64 -B "$buf" -i v-c -w "$W/o.$i.pcap" $f \
 		    2>"$W/td.$i.err" &
 		pids+=($!)
 	done
@@ -128,7 +138,7 @@ tcpdump_n()
 	done
 	replay
 	sleep 1
-	# (the patterns match the capture, not GNU time above it)
+	# (the patterns match the capture, not perf above it)
 	for i in $(seq 0 $((n - 1))); do
 		pkill -INT -f "^tcpdump .* -w $W/o.$i.pcap( |\$)"
 	done
@@ -142,13 +152,15 @@ tcpdump_n()
 # weir_n N: N weir-capture processes, one socket each
 weir_n()
 {
-	local n=$1 i f pids=()
+	local n=$1 i f pids=() blocks=64
 	rm -f "$W"/wc.* "$W"/o.*
+	[ "$n" -gt 1 ] && blocks=4
 	for i in $(seq 0 $((n - 1))); do
 		f="net $i.0.0.0/8"
 		[ "$n" -eq 1 ] && f=""
-		ip netns exec "$C" /usr/bin/time -f "%U %S" -o "$W/wc.$i.time" \
-		    "$WEIR" -v -i v-c -s 64 -w "$W/o.$i.pcap" \
+		ip netns exec "$C" perf stat -x, -e user_time,system_time -o "$W/wc.$i.time" \
+		    "$WEIR" -v -i v-c --ring-blocks "$blocks" -s 64 \
+		    -w "$W/o.$i.pcap" \
 		    --summary "$W/wc.$i.sum" $f 2>"$W/wc.$i.err" &
 		pids+=($!)
 	done
@@ -183,7 +195,7 @@ tap_n()
 EOF
 		args+=("$W/tp.$i.json")
 	done
-	ip netns exec "$C" /usr/bin/time -f "%U %S" -o "$W/tp.time" \
+	ip netns exec "$C" perf stat -x, -e user_time,system_time -o "$W/tp.time" \
 	    "$TAPB" -v -i v-c --ring-size 4 --summary "$W/tp.sum" \
 	    --tenant-summaries "$W/ts" "${args[@]}" 2>"$W/tp.err" &
 	pid=$!
