@@ -75,6 +75,7 @@ demo: deps
 
 check: deps
 	$(MAKE) SAN=1 all
+	$(MAKE) all
 	$(MAKE) fuzz-build
 	./tests/run.sh build-san
 

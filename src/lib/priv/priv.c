@@ -334,6 +334,23 @@ weir_priv_seccomp(int mode, int profile, struct weir_err *err)
 	emit(&p, BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW);
 	emit(&p, BPF_LD | BPF_W | BPF_ABS, 0, 0,
 	    offsetof(struct seccomp_data, nr));
+#ifndef PRIV_SANITIZER
+	/*
+	 * prctl(): a thread naming itself only (the flowpcap writers call
+	 * pthread_setname_np).  weir-tap's children and the sanitizers use
+	 * other options: their lists allow prctl whole.
+	 */
+	if (profile != WEIR_PRIV_TAP) {
+		emit(&p, BPF_JMP | BPF_JEQ | BPF_K, 0, 4, __NR_prctl);
+		emit(&p, BPF_LD | BPF_W | BPF_ABS, 0, 0,
+		    offsetof(struct seccomp_data, args[0]));
+		emit(&p, BPF_JMP | BPF_JEQ | BPF_K, 1, 0, PR_SET_NAME);
+		emit(&p, BPF_RET | BPF_K, 0, 0, deflt);
+		emit(&p, BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW);
+		emit(&p, BPF_LD | BPF_W | BPF_ABS, 0, 0,
+		    offsetof(struct seccomp_data, nr));
+	}
+#endif
 	allow_list(&p, capture_calls);
 	if (profile == WEIR_PRIV_TAP)
 		allow_list(&p, tap_calls);
