@@ -124,7 +124,11 @@ same_file "$T/gots.txt" "$T/refs.txt" "snaplen tenant's file equals editcap -s 6
 # the tenant is stopped before any packet is written.
 mkfifo "$T/fifo"
 mkdir -p "$T/ostall"
-tenant slow "" "$T/ostall"
+cat >"$T/slow.json" <<EOF
+{"name": "slow", "stages": [{"type": "filter", "expr": ""}],
+ "outputs": [{"type": "pcap", "path": "$T/ostall/slow.pcap"},
+  {"type": "counters", "path": "$T/ostall/slow.counters.jsonl", "interval": 10}]}
+EOF
 tenant fast "tcp" "$T/ostall"
 "$TAPBIN" -q -r "$T/fifo" --ring-size 4 --summary "$T/stall.sum" \
     --tenant-summaries "$T/ostall" "$T/slow.json" "$T/fast.json" \
@@ -178,6 +182,7 @@ else
 fi
 is "$(npkts "$T/ostall/slow.pcap")" "$sw" "stalled tenant wrote exactly what was put in its ring"
 is "$(jget "$T/ostall/slow.summary.json" 'j["inputs"][0]["lost_at_capture"]')" "$sd" "stalled tenant's own summary counts the drops as lost_at_capture"
+is "$(python3 -c 'import json, sys; print(sum(json.loads(l)["ring_dropped"] for l in open(sys.argv[1])))' "$T/ostall/slow.counters.jsonl" 2>&1)" "$sd" "stalled tenant's counters lines carry the ring drops (ring_dropped adds up to $sd)"
 # The other tenant is not held back by the stalled one: weir-tap read
 # everything (it never waits for a ring) and the other got its share.
 # (Whether it also kept up with weir-tap depends on the machine's load,

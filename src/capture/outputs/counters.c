@@ -20,6 +20,8 @@ struct ctr_out {
 	struct weir_iv_counts n;	/* the open interval's */
 	struct weir_iv_out out;
 	uint64_t	 counted;
+	const struct weir_env *env;
+	uint64_t	 rx, drop, ring;	/* loss counters at the last line */
 };
 
 static const char *const ctr_keys[] = { "type", "path", "format",
@@ -48,12 +50,61 @@ ctr_check(json_t *conf, const json_t *policy, struct weir_err *err)
 	return 0;
 }
 
+/*
+ * Sum the capture's loss counters over the inputs (live interfaces:
+ * kernel_received and kernel_dropped; a weir-tap ring: lost_at_capture).
+ * Returns 1 if any input has them.
+ */
+static int
+ctr_losses(const struct weir_env *env, uint64_t *rx, uint64_t *drop,
+    uint64_t *ring)
+{
+	json_t *st, *in;
+	size_t i;
+	int any = 0;
+
+	*rx = *drop = *ring = 0;
+	if (env == NULL || env->pipeline_stats == NULL)
+		return 0;
+	if ((st = env->pipeline_stats(env->pl)) == NULL)
+		return 0;
+	json_array_foreach(json_object_get(st, "inputs"), i, in) {
+		if (json_object_get(in, "kernel_received") == NULL)
+			continue;
+		any = 1;
+		*rx += (uint64_t)json_integer_value(json_object_get(in,
+		    "kernel_received"));
+		*drop += (uint64_t)json_integer_value(json_object_get(in,
+		    "kernel_dropped"));
+		if (strcmp(json_string_value(json_object_get(in, "format")) ?
+		    json_string_value(json_object_get(in, "format")) : "",
+		    "ring") == 0)
+			*ring += (uint64_t)json_integer_value(
+			    json_object_get(in, "lost_at_capture"));
+	}
+	json_decref(st);
+	return any;
+}
+
 /* The clock closed [start, end): its line, then a fresh interval. */
 static void
 ctr_line(void *arg, uint64_t start, uint64_t end, int gap)
 {
 	struct ctr_out *o = arg;
+	uint64_t rx, drop, ring;
 
+	if (o->out.loss) {
+		/* losses since the last line, as counted when it is
+		 * written (the kernel counts by wall clock, lines are in
+		 * packet time) */
+		(void)ctr_losses(o->env, &rx, &drop, &ring);
+		o->out.kernel_received = rx - o->rx;
+		o->out.kernel_dropped = drop - o->drop;
+		o->out.ring_dropped = ring - o->ring;
+		o->rx = rx;
+		o->drop = drop;
+		o->ring = ring;
+	}
 	weir_iv_out_line(&o->out, NULL, start, end, &o->n, gap);
 	memset(&o->n, 0, sizeof(o->n));
 }
@@ -66,7 +117,7 @@ ctr_open(void **st, const json_t *conf, const struct weir_env *env,
 	const char *path = json_string_value(json_object_get(conf, "path"));
 	const char *fmt = json_string_value(json_object_get(conf, "format"));
 	const char *bk = json_string_value(json_object_get(conf, "bytes"));
-	int rc;
+	int rc, loss;
 
 	*st = NULL;
 	if (path == NULL)
@@ -76,10 +127,18 @@ ctr_open(void **st, const json_t *conf, const struct weir_env *env,
 		return weir_seterr(err, -ENOMEM, "counters: %s",
 		    weir_strerror(-ENOMEM));
 	o->captured = bk != NULL && strcmp(bk, "captured") == 0;
+	o->env = env;
+	/*
+	 * Inputs are open: live or ring inputs give loss columns.  The
+	 * first line carries every loss since the capture began (a tenant
+	 * may start after weir-tap has already dropped for it).
+	 */
+	loss = ctr_losses(env, &o->rx, &o->drop, &o->ring);
+	o->rx = o->drop = o->ring = 0;
 	weir_iv_init(&o->clk, weir_iv_ns(json_number_value(
 	    json_object_get(conf, "interval"))), ctr_line, NULL, o);
 	if ((rc = weir_iv_out_open(&o->out, "counters", path, fmt != NULL &&
-	    strcmp(fmt, "csv") == 0, 0, err)) < 0) {
+	    strcmp(fmt, "csv") == 0, loss ? WEIR_IV_LOSS : 0, err)) < 0) {
 		weir_iv_out_free(&o->out);
 		free(o);
 		return rc;

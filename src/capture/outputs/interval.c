@@ -108,6 +108,8 @@ weir_iv_out_open(struct weir_iv_out *o, const char *mod, const char *path,
 	memset(o, 0, sizeof(*o));
 	o->mod = mod;
 	o->csv = csv;
+	o->loss = (session & WEIR_IV_LOSS) != 0;
+	session &= WEIR_IV_SESSION;
 	if ((o->path = strdup(path)) == NULL)
 		return weir_seterr(err, -ENOMEM, "%s: out of memory", mod);
 	if (strcmp(path, "-") == 0) {
@@ -144,7 +146,8 @@ weir_iv_out_open(struct weir_iv_out *o, const char *mod, const char *path,
 		setvbuf(o->f, NULL, _IOLBF, 0);
 	if (csv && fprintf(o->f, "%sstart_ns,start,end_ns,end,packets,bytes,"
 	    "packets_in,bytes_in,packets_out,bytes_out,packets_unknown,"
-	    "bytes_unknown,gap\n", session ? "session," : "") < 0)
+	    "bytes_unknown,gap%s\n", session ? "session," : "", o->loss ?
+	    ",kernel_received,kernel_dropped,ring_dropped" : "") < 0)
 		out_fail(o, -errno);
 	return 0;
 }
@@ -154,7 +157,7 @@ weir_iv_out_line(struct weir_iv_out *o, const char *session,
     uint64_t start, uint64_t end, const struct weir_iv_counts *c, int gap)
 {
 	static const struct weir_iv_counts none;
-	char a[64], b[64];
+	char a[64], b[64], l[128];
 	uint64_t p, y;
 	int rc;
 
@@ -166,14 +169,22 @@ weir_iv_out_line(struct weir_iv_out *o, const char *session,
 	y = c->by[0] + c->by[1] + c->by[2];
 	weir_fw_rfc3339(start, a, sizeof(a));
 	weir_fw_rfc3339(end, b, sizeof(b));
+	l[0] = '\0';
+	if (o->loss && o->csv)
+		snprintf(l, sizeof(l), ",%" PRIu64 ",%" PRIu64 ",%" PRIu64,
+		    o->kernel_received, o->kernel_dropped, o->ring_dropped);
+	else if (o->loss)
+		snprintf(l, sizeof(l), ",\"kernel_received\":%" PRIu64
+		    ",\"kernel_dropped\":%" PRIu64 ",\"ring_dropped\":%" PRIu64,
+		    o->kernel_received, o->kernel_dropped, o->ring_dropped);
 	if (o->csv)
 		rc = fprintf(o->f, "%s%s%" PRIu64 ",%s,%" PRIu64 ",%s,%" PRIu64
 		    ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
-		    ",%" PRIu64 ",%" PRIu64 ",%d\n", session ? session : "",
+		    ",%" PRIu64 ",%" PRIu64 ",%d%s\n", session ? session : "",
 		    session ? "," : "", start, a, end, b, p, y,
 		    c->pk[WEIR_DIR_IN], c->by[WEIR_DIR_IN], c->pk[WEIR_DIR_OUT],
 		    c->by[WEIR_DIR_OUT], c->pk[WEIR_DIR_UNKNOWN],
-		    c->by[WEIR_DIR_UNKNOWN], gap);
+		    c->by[WEIR_DIR_UNKNOWN], gap, l);
 	else
 		rc = fprintf(o->f, "{%s%s%s\"start_ns\":%" PRIu64
 		    ",\"start\":\"%s\",\"end_ns\":%" PRIu64 ",\"end\":\"%s\","
@@ -181,12 +192,12 @@ weir_iv_out_line(struct weir_iv_out *o, const char *session,
 		    ",\"packets_in\":%" PRIu64 ",\"bytes_in\":%" PRIu64
 		    ",\"packets_out\":%" PRIu64 ",\"bytes_out\":%" PRIu64
 		    ",\"packets_unknown\":%" PRIu64 ",\"bytes_unknown\":%"
-		    PRIu64 "%s}\n", session ? "\"session\":\"" : "",
+		    PRIu64 "%s%s}\n", session ? "\"session\":\"" : "",
 		    session ? session : "", session ? "\"," : "", start, a,
 		    end, b, p, y, c->pk[WEIR_DIR_IN], c->by[WEIR_DIR_IN],
 		    c->pk[WEIR_DIR_OUT], c->by[WEIR_DIR_OUT],
 		    c->pk[WEIR_DIR_UNKNOWN], c->by[WEIR_DIR_UNKNOWN],
-		    gap ? ",\"gap\":true" : "");
+		    gap ? ",\"gap\":true" : "", l);
 	if (rc < 0)
 		out_fail(o, errno ? -errno : -EIO);
 	o->lines++;

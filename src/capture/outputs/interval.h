@@ -82,7 +82,19 @@ struct weir_iv_out {
 	int		 csv, direct, is_stdout, dirty, failed;
 	char		*path, *hidden;
 	uint64_t	 lines, gaps;
+	/*
+	 * WEIR_IV_LOSS: every line also has the capture's losses in the
+	 * interval (set by the caller before each line): packets the
+	 * kernel received and dropped (live interfaces), and packets a
+	 * weir-tap ring dropped for this tenant.
+	 */
+	int		 loss;
+	uint64_t	 kernel_received, kernel_dropped, ring_dropped;
 };
+
+/* weir_iv_out_open() flags (1 is the old "session" argument). */
+#define WEIR_IV_SESSION	1	/* a "session" column first */
+#define WEIR_IV_LOSS	2	/* capture loss columns last */
 
 /* Open path ("-", a FIFO, or a file written under .NAME.part) and write
  * the CSV header; session: lines have a "session" column first. */
