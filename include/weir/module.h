@@ -107,6 +107,12 @@ size_t	weir_counters_put(struct weir_counter *c, size_t max,
 #define WEIR_COUNTERS_PUT(c, max, v) \
 	weir_counters_put((c), (max), (v), sizeof(v) / sizeof((v)[0]))
 /* Refuse keys not in the NULL-terminated list (typos must not pass). */
+/*
+ * Load a JSON document that must be an object (an experiment, a tenant,
+ * a policy).  NULL on failure, with the reason logged as
+ * "WHAT 'PATH': line L column C: ..." or "... must be a JSON object".
+ */
+json_t	*weir_conf_load(const char *path, const char *what);
 int	weir_conf_known(const json_t *o, const char *mod,
 	    const char *const *keys, struct weir_err *err);
 

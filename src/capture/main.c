@@ -143,25 +143,14 @@ static const struct option longopts[] = {
 	{ NULL, 0, NULL, 0 }
 };
 
+/* A document that must load; a bad one ends the run (status 2). */
 static json_t *
 load_json(const char *path, const char *what)
 {
-	json_error_t je;
 	json_t *j;
 
-	j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-	if (j == NULL) {
-		if (je.line < 1)
-			log_err("%s '%s': %s", what, path, je.text);
-		else
-			log_err("%s '%s': line %d column %d: %s", what, path,
-			    je.line, je.column, je.text);
+	if ((j = weir_conf_load(path, what)) == NULL)
 		exit(EXIT_USAGE);
-	}
-	if (!json_is_object(j)) {
-		log_err("%s '%s': must be a JSON object", what, path);
-		exit(EXIT_USAGE);
-	}
 	return j;
 }
 

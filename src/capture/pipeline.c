@@ -636,8 +636,8 @@ compact(struct weir_batch *b)
 	return i;
 }
 
-static uint64_t
-mono_ns(void)
+uint64_t
+weir_mono_ns(void)
 {
 	struct timespec ts;
 
@@ -726,7 +726,7 @@ live_idle(struct weir_pipeline *pl, struct weir_err *err)
 		pl->last_tick = h;
 		tick_all(pl, h);
 	}
-	live_update_due(pl, mono_ns());
+	live_update_due(pl, weir_mono_ns());
 	return 0;
 }
 
@@ -757,13 +757,13 @@ status_due(struct weir_pipeline *pl)
 		return;
 	if (pl->status_req != NULL && *pl->status_req) {
 		*pl->status_req = 0;
-		pl->status_last = mono_ns();
+		pl->status_last = weir_mono_ns();
 		pl->status(pl, "signal", pl->status_arg);
 		return;
 	}
 	if (pl->status_every == 0)
 		return;
-	now = mono_ns();
+	now = weir_mono_ns();
 	if (pl->status_last == 0)
 		pl->status_last = now;
 	else if (now - pl->status_last >= pl->status_every) {
@@ -781,11 +781,11 @@ weir_pipeline_run(struct weir_pipeline *pl, struct weir_err *err)
 	uint64_t start, mono = 0, t;
 	int rc, stop;
 
-	start = pl->last_update = mono_ns();
+	start = pl->last_update = weir_mono_ns();
 	for (;;) {
 		status_due(pl);
 		stop = pl->stop != NULL && *pl->stop;
-		if (pl->duration && (mono = mono_ns()) - start >= pl->duration)
+		if (pl->duration && (mono = weir_mono_ns()) - start >= pl->duration)
 			stop = 1;
 		if (stop) {
 			/* Files stop at once; rings first give back what
@@ -867,7 +867,7 @@ weir_pipeline_run(struct weir_pipeline *pl, struct weir_err *err)
 			if (t < pl->last_tick)
 				t = pl->last_tick;
 			pl->last_tick = t;
-			live_update_due(pl, mono ? mono : mono_ns());
+			live_update_due(pl, mono ? mono : weir_mono_ns());
 			mono = 0;
 		}
 		tick_all(pl, t);

@@ -129,6 +129,9 @@ int	weir_pipeline_close(struct weir_pipeline *pl, struct weir_err *err);
 /* Accounting and every module's counters, as a new JSON object. */
 json_t	*weir_pipeline_stats(void *pl);
 
+/* CLOCK_MONOTONIC in ns: run time limits and periodic work. */
+uint64_t weir_mono_ns(void);
+
 /* merge.c */
 int	weir_merge_init(struct weir_merge *m, struct weir_input *in,
 	    unsigned n);

@@ -125,29 +125,6 @@ usage(FILE *f)
 "                [--seccomp off|log|kill] [--status-fd fd] tenant.json...\n");
 }
 
-static json_t *
-load_json(const char *path, const char *what)
-{
-	json_error_t je;
-	json_t *j;
-
-	j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-	if (j == NULL) {
-		if (je.line < 1)
-			log_err("%s '%s': %s", what, path, je.text);
-		else
-			log_err("%s '%s': line %d column %d: %s", what, path,
-			    je.line, je.column, je.text);
-		return NULL;
-	}
-	if (!json_is_object(j)) {
-		log_err("%s '%s': must be a JSON object", what, path);
-		json_decref(j);
-		return NULL;
-	}
-	return j;
-}
-
 /*
  * The bytes of each packet a tenant may get: everything, unless the
  * document cuts packets to a snaplen (its own, or the node policy's,
@@ -188,7 +165,7 @@ tenant_load(struct tap *tp, struct tenant *t, const char *path,
 	const char *name, *type, *expr = "";
 	unsigned i;
 
-	if ((t->exp = load_json(path, "tenant")) == NULL)
+	if ((t->exp = weir_conf_load(path, "tenant")) == NULL)
 		return -1;
 	if (json_object_get(t->exp, "inputs") != NULL) {
 		log_err("tenant '%s': has 'inputs': weir-tap gives every "
@@ -356,15 +333,6 @@ reap(struct tap *tp, int block)
 	}
 }
 
-static uint64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * The capture socket's counters (read once a second: they are 32 bits
  * and reset when read) go into every tenant's ring header, so each
@@ -374,7 +342,7 @@ static void
 kernel_counts_due(struct tap *tp, int force)
 {
 	struct weir_live_stats ls;
-	uint64_t mono = mono_ns(), rx = 0, drop = 0;
+	uint64_t mono = weir_mono_ns(), rx = 0, drop = 0;
 	unsigned i;
 
 	if (!force && mono - tp->last_update < 1000000000ull)
@@ -398,7 +366,7 @@ kernel_counts_due(struct tap *tp, int force)
 static void
 kick_due(struct tap *tp, int force)
 {
-	uint64_t mono = mono_ns();
+	uint64_t mono = weir_mono_ns();
 	unsigned i;
 
 	if (!force && mono - tp->last_kick < TAP_KICK_MS * 1000000ull)
@@ -440,7 +408,7 @@ tap_run(struct tap *tp)
 	bits = calloc((size_t)WEIR_BATCH_MAX * words, sizeof(*bits));
 	if (bits == NULL)
 		return -ENOMEM;
-	start = mono_ns();
+	start = weir_mono_ns();
 	for (;;) {
 		if (child_flag) {
 			child_flag = 0;
@@ -449,7 +417,7 @@ tap_run(struct tap *tp)
 		if (hup_flag || usr1_flag)
 			tap_signals(tp);
 		if (stop_flag || (tp->duration &&
-		    mono_ns() - start >= tp->duration)) {
+		    weir_mono_ns() - start >= tp->duration)) {
 			/* Files stop at once; rings hand out what the kernel
 			 * has already counted, then end. */
 			if (tp->nlive == 0)
@@ -835,7 +803,7 @@ main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (tp->policy_path != NULL &&
-	    (policy = load_json(tp->policy_path, "policy")) == NULL)
+	    (policy = weir_conf_load(tp->policy_path, "policy")) == NULL)
 		return EXIT_USAGE;
 
 	/* Tenants first: a bad document stops everything before a read. */

@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "weir/log.h"
 #include "weir/module.h"
 
 int
@@ -171,4 +172,27 @@ weir_counters_put(struct weir_counter *c, size_t max,
 	for (i = 0; i < max && i < n; i++)
 		c[i] = v[i];
 	return i;
+}
+
+json_t *
+weir_conf_load(const char *path, const char *what)
+{
+	json_error_t je;
+	json_t *j;
+
+	j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	if (j == NULL) {
+		if (je.line < 1)
+			log_err("%s '%s': %s", what, path, je.text);
+		else
+			log_err("%s '%s': line %d column %d: %s", what, path,
+			    je.line, je.column, je.text);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		log_err("%s '%s': must be a JSON object", what, path);
+		json_decref(j);
+		return NULL;
+	}
+	return j;
 }
