@@ -131,6 +131,9 @@ row()
 
 echo "machine: $(machine)"
 echo "weir-capture: $WEIR ($(git rev-parse --short HEAD 2>/dev/null || echo ?)); $RUNS runs per command, median"
+# the per-file floor of flowpcap (see the flowpcap rows)
+cc -std=c11 -D_GNU_SOURCE -O2 bench/bench_filefloor.c -o "$CACHE/bench_filefloor" \
+    -lpthread 2>/dev/null || echo "bench: bench_filefloor.c does not build" >&2
 for n in $SIZES; do
 	trace="$CACHE/gen-$n-s1-b04.pcap"
 	if [ ! -s "$trace" ]; then
@@ -207,6 +210,19 @@ EOF
 	    python3 -c 'import json, sys; o = [x for x in json.load(open(sys.argv[1]))["outputs"] if x["type"] == "flowpcap"][0]; print("%s|%d|%d|%d|%.1f" % (sys.argv[2], o["flows_started"], o["files_written"], o["written"], o["memory_bytes_peak"] / 2**20))' \
 	    "$SHM/fp.sum" "$n" >>"$SHM/fp.rows"
 	echo "$n|$(peak_rss "$M $W --config $SHM/flowpcap-buffered.json")|$(peak_rss "$M $W --config $SHM/flowpcap-stream.json")" >>"$SHM/fprss.rows"
+	# the kernel's floor for those files: create as many files of the
+	# same total size, crash-safe as flowpcap does (O_TMPFILE, write,
+	# linkat, close) with two threads, without reading any packet
+	rm -rf "$OUT"
+	mkdir -p "$OUT"
+	$W --config "$SHM/flowpcap-buffered.json" &&
+	if [ -x "$CACHE/bench_filefloor" ]; then
+		nf=$(find "$OUT/flows" -name '*.pcap' | wc -l)
+		nb=$(find "$OUT/flows" -name '*.pcap' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+		row flowpcap "file creation alone: $nf files, $nb B, 2 threads (bench_filefloor)" "$n" \
+		    "$(median_time filefloor "sh -c '$M $CACHE/bench_filefloor $OUT/ff $nf $nb 2'")"
+		echo "$n|$nf|$nb|$t" >>"$SHM/ff.rows"
+	fi
 	# peak memory
 	echo "$n|$(peak_rss "$M $W -r $IN -w $OUT/w.pcap")|$(peak_rss "$M $W --config $SHM/full.json")|$(peak_rss "$M tcpdump -r $IN -w $OUT/t.pcap")" >>"$SHM/rss.rows"
 	# sanity (not timed): the copy is the input, the pipeline kept all
@@ -367,6 +383,23 @@ EOF
 		echo "| packets | peak RSS flowpcap buffered (MB) | peak RSS flowpcap stream (MB) |"
 		echo "|---:|---:|---:|"
 		awk -F'|' '{ printf "| %s | %s | %s |\n", $1, $2, $3 }' "$SHM/fprss.rows"
+		echo
+		echo "flowpcap against its budget (1.5x the plain copy, issue 4) and the kernel's floor (the files alone, bench/bench_filefloor.c):"
+		echo
+		python3 - "$ROWS" <<'EOF2'
+import sys
+rows = [l.rstrip("\n").split("|") for l in open(sys.argv[1])]
+print("| packets | plain copy s | budget 1.5x s | flowpcap s | files alone (2 threads) s | files alone / copy |")
+print("|---:|---:|---:|---:|---:|---:|")
+for n in sorted({r[2] for r in rows if r[0] == "flowpcap"}, key=int):
+    g = {r[1].split(":")[0]: float(r[3].split()[0]) for r in rows
+         if r[0] == "flowpcap" and r[2] == n}
+    c, f = g.get("plain copy"), g.get("weir-capture flowpcap (buffered)")
+    a = g.get("file creation alone")
+    if c is None or f is None or a is None:
+        continue
+    print("| %gM | %.3f | %.3f | %.3f | %.3f | %.2fx |" % (int(n) / 1e6, c, 1.5 * c, f, a, a / c))
+EOF2
 	fi
 	if [ -s "$SHM/ipfix.rows" ]; then
 		echo
