@@ -24,14 +24,16 @@
  * called before opening, narrows every set to what opening needs, so
  * threads started while opening inherit at most that; setresuid goes
  * through every thread (glibc), and leaving uid 0 clears every thread's
- * capabilities, so with --user no thread keeps any.  Without --user, a
- * thread started while opening a live capture (metadata hasher,
- * flowpcap writers) keeps CAP_NET_RAW/CAP_NET_ADMIN (noted at -v; the
- * seccomp filter lets no thread open a packet socket).  The seccomp
- * filter covers every thread.
+ * capabilities.  Every thread Weir starts goes through
+ * weir_thread_start(), which empties the new thread's own sets before
+ * it runs anything, so no thread but the opening one ever holds a
+ * capability, with or without --user.  The seccomp filter covers every
+ * thread.
  */
 #ifndef WEIR_PRIV_H
 #define WEIR_PRIV_H
+
+#include <pthread.h>
 
 #include <jansson.h>
 
@@ -95,6 +97,17 @@ int	weir_priv_drop(const struct weir_priv_conf *c, struct weir_err *err);
 int	weir_priv_switch_user(const char *user, struct weir_err *err);
 int	weir_priv_drop_caps(struct weir_err *err);
 int	weir_priv_seccomp(int mode, int profile, struct weir_err *err);
+
+/*
+ * Start a thread (named, if name is not NULL: at most 15 bytes) that
+ * first empties its own capability sets; returns once it has, 0 or a
+ * negative errno (then the thread did not run fn and is joined).  Every
+ * thread of weir-capture and weir-tap is started this way.
+ */
+int	weir_thread_start(pthread_t *th, const char *name,
+	    void *(*fn)(void *), void *arg);
+/* Empty the calling thread's capability sets; 0 or -errno. */
+int	weir_thread_drop_caps(void);
 
 /*
  * Status lines (weir-capture --status-fd, SIGUSR1): one JSON object per

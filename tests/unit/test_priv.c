@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,14 +25,14 @@
 
 /* A field of /proc/self/status ("Seccomp", "CapEff"...), -1 if absent. */
 static long long
-status_field(const char *name)
+status_of(const char *path, const char *name)
 {
 	char line[256];
 	size_t n = strlen(name);
 	long long v = -1;
 	FILE *f;
 
-	if ((f = fopen("/proc/self/status", "r")) == NULL)
+	if ((f = fopen(path, "r")) == NULL)
 		return -1;
 	while (fgets(line, sizeof(line), f) != NULL)
 		if (strncmp(line, name, n) == 0 && line[n] == ':') {
@@ -41,6 +42,12 @@ status_field(const char *name)
 		}
 	fclose(f);
 	return v;
+}
+
+static long long
+status_field(const char *name)
+{
+	return status_of("/proc/self/status", name);
 }
 
 /*
@@ -206,6 +213,60 @@ c_drop_root(int fd)
 	say(fd, buf);
 }
 
+/* What a thread started by weir_thread_start() sees of itself. */
+static void *
+thread_report(void *arg)
+{
+	char *buf = arg, comm[32] = "";
+	FILE *f;
+
+	if ((f = fopen("/proc/thread-self/comm", "r")) != NULL) {
+		if (fgets(comm, sizeof(comm), f) != NULL)
+			comm[strcspn(comm, "\n")] = '\0';
+		fclose(f);
+	}
+	snprintf(buf, 200, "thread %s capprm %llx capeff %llx",
+	    comm, status_of("/proc/thread-self/status", "CapPrm"),
+	    status_of("/proc/thread-self/status", "CapEff"));
+	return NULL;
+}
+
+/*
+ * Threads start without capabilities: one started while the opening
+ * thread holds the network capabilities (no --user, the file
+ * capability case) and one started after the seccomp filter.
+ */
+static void
+c_thread_caps(int fd)
+{
+	struct weir_priv_conf c = { NULL, WEIR_SECCOMP_OFF,
+	    WEIR_PRIV_CAPTURE };
+	struct weir_err err = { "" };
+	char buf[400], t1[200] = "", t2[200] = "";
+	long long mainprm;
+	pthread_t th;
+
+	if (weir_priv_prepare(&c, 1, &err) < 0) {
+		say(fd, err.msg);
+		_exit(3);
+	}
+	mainprm = status_field("CapPrm");
+	if (weir_thread_start(&th, "weir-t1", thread_report, t1) < 0)
+		_exit(4);
+	pthread_join(th, NULL);
+	if (weir_priv_drop(&c, &err) < 0) {
+		say(fd, err.msg);
+		_exit(3);
+	}
+	install_or_die(fd, WEIR_SECCOMP_KILL, WEIR_PRIV_CAPTURE);
+	if (weir_thread_start(&th, "weir-t2", thread_report, t2) < 0)
+		_exit(5);
+	pthread_join(th, NULL);
+	snprintf(buf, sizeof(buf), "main before drop %llx; %s; main after "
+	    "drop %llx; %s\n", mainprm, t1, status_field("CapPrm"), t2);
+	say(fd, buf);
+}
+
 /* A user name while not root is refused. */
 static void
 c_user_not_root(int fd)
@@ -279,6 +340,13 @@ main(void)
 	    "capprm 0 capinh 0 capamb 0 nnp 1 seccomp 2") != NULL,
 	    "root -> nobody: ids, no capability, no way back, filter ('%s')",
 	    out);
+	st = child(c_thread_caps, out, sizeof(out));
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
+	    strstr(out, "main before drop 3000; thread weir-t1 capprm 0 "
+	    "capeff 0; main after drop 0; thread weir-t2 capprm 0 "
+	    "capeff 0") != NULL,
+	    "threads start without capabilities while the opener holds "
+	    "CAP_NET_RAW|CAP_NET_ADMIN, and under the filter (status %#x, '%s')", st, out);
 	st = child(c_user_not_root, out, sizeof(out));
 	ok(WIFEXITED(st) && strstr(out, "refused") != NULL,
 	    "--user while not root is refused ('%s')", out);

@@ -32,6 +32,7 @@
 #include <zstd.h>
 
 #include "weir/log.h"
+#include "weir/priv.h"
 #include "capture/outputs/filewriter.h"
 #include "capture/outputs/flowpcap_writer.h"
 
@@ -895,7 +896,6 @@ writer_main(void *arg)
 	struct wres r;
 
 	/* For top -H, perf and the like. */
-	pthread_setname_np(pthread_self(), "weir-flowpcap");
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		if (w->count == 0) {
@@ -1149,14 +1149,15 @@ fpw_new(struct fpw **wp, const struct fpw_conf *c, char *msg, size_t len)
 		/* Signals are the pipeline thread's business. */
 		sigfillset(&all);
 		pthread_sigmask(SIG_SETMASK, &all, &old);
-		rc = pthread_create(&w->th, NULL, writer_main, w);
+		rc = weir_thread_start(&w->th, "weir-flowpcap", writer_main,
+		    w);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (rc == 0)
 			w->started = w->st.threaded = 1;
 		else {
 			/* Still correct, only slower: publish inline. */
 			log_warn("%s: cannot start the writer thread (%s): "
-			    "files are written inline", MOD, strerror(rc));
+			    "files are written inline", MOD, strerror(-rc));
 			w->cap = 1;
 		}
 	}

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "weir/input.h"
+#include "weir/priv.h"
 
 #define RBUF_FRONT	64
 #define RA_PREFIX	(512u << 10)
@@ -229,7 +230,7 @@ weir_rbuf_readahead(struct weir_input *in)
 		goto nomem;
 	}
 	memcpy(a + RBUF_FRONT + front, in->base + in->pos, tail);
-	if (pthread_create(&ra->thr, NULL, ra_main, ra) != 0) {
+	if (weir_thread_start(&ra->thr, "weir-readahead", ra_main, ra) != 0) {
 		pthread_cond_destroy(&ra->cv);
 		pthread_mutex_destroy(&ra->mu);
 		goto nomem;
