@@ -22,7 +22,7 @@
 #include "weir/decode.h"
 #include "weir/module.h"
 #include "capture/stages/bpfcache.h"
-#include "capture/stages/siphash.h"
+#include "weir/siphash.h"
 #include "tests/tap.h"
 
 extern const struct weir_module weir_mod_filter, weir_mod_direction,
@@ -686,10 +686,24 @@ test_siphash(void)
 
 	for (i = 0; i < sizeof(msg); i++)
 		msg[i] = (uint8_t)i;
-	ok(stage_siphash(k0, k1, msg, 15, 2, 4) == 0xa129ca6149be45e5ULL,
+	ok(weir_siphash(k0, k1, msg, 15, 2, 4) == 0xa129ca6149be45e5ULL,
 	    "siphash-2-4 of 00..0e is a129ca6149be45e5");
-	ok(stage_siphash(k0, k1, msg, 0, 2, 4) == 0x726fdb47dd0e0e31ULL,
+	ok(weir_siphash(k0, k1, msg, 0, 2, 4) == 0x726fdb47dd0e0e31ULL,
 	    "siphash-2-4 of the empty message is 726fdb47dd0e0e31");
+	{
+		/* the flow table's inline word form is the same function */
+		uint64_t w[5];
+		unsigned wn, wi, same = 0;
+
+		for (wn = 1; wn <= 5; wn++) {
+			for (wi = 0; wi < wn; wi++)
+				w[wi] = 0x0123456789abcdefULL * (wi + wn) ^ k0;
+			same += weir_siphash13w(k0, k1, w, wn) ==
+			    weir_siphash(k0, k1, w, 8 * wn, 1, 3);
+		}
+		ok(same == 5, "siphash-1-3 over words equals the byte form "
+		    "for 8..40 bytes (%u of 5)", same);
+	}
 }
 
 struct fv {

@@ -29,7 +29,7 @@
 
 #include "weir/decode.h"
 #include "weir/module.h"
-#include "capture/stages/siphash.h"
+#include "weir/siphash.h"
 
 #define MOD	"sample"
 
@@ -253,7 +253,7 @@ flow_keep(struct sample *st, struct weir_pkt *p)
 	}
 	memcpy(buf + 6, t.addr_a, alen);
 	memcpy(buf + 22, t.addr_b, alen);
-	h = stage_siphash(st->k0, st->k1, buf, sizeof(buf), 1, 3);
+	h = weir_siphash(st->k0, st->k1, buf, sizeof(buf), 1, 3);
 	return h % st->n == st->offset;
 }
 

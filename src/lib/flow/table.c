@@ -35,6 +35,7 @@
 #include <sys/random.h>
 
 #include "weir/flow.h"
+#include "weir/siphash.h"
 
 #define NIL		UINT32_MAX
 #define MAX_ENTRIES	(1u << 30)
@@ -191,43 +192,6 @@ rdn(const struct weir_pkt *p, uint32_t off, uint8_t *v, uint32_t n)
 	return 1;
 }
 
-/* ------------------------------------------------------------------ */
-/* SipHash-1-3 over 64-bit words                                       */
-
-#define ROTL(x, b)	(uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND do {							\
-	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);	\
-	v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;				\
-	v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;				\
-	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);	\
-} while (0)
-
-/* The hash of the 8n-byte message whose little-endian words are w[]. */
-static uint64_t
-sip13(uint64_t k0, uint64_t k1, const uint64_t *w, unsigned n)
-{
-	uint64_t v0 = k0 ^ 0x736f6d6570736575ULL;
-	uint64_t v1 = k1 ^ 0x646f72616e646f6dULL;
-	uint64_t v2 = k0 ^ 0x6c7967656e657261ULL;
-	uint64_t v3 = k1 ^ 0x7465646279746573ULL;
-	uint64_t b = (uint64_t)(8 * n) << 56;
-	unsigned i;
-
-	for (i = 0; i < n; i++) {
-		v3 ^= w[i];
-		SIPROUND;
-		v0 ^= w[i];
-	}
-	v3 ^= b;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
-}
-
 static inline uint64_t
 ld64(const uint8_t *p)
 {
@@ -300,7 +264,7 @@ key_hash(const struct weir_flowtab *t, const struct pkey *k)
 		w[0] = ld32(lo) << 32 | ld32(hi);
 		w[1] = (uint64_t)plo << 48 | (uint64_t)phi << 32 |
 		    (uint64_t)k->vlan << 16 | (uint64_t)k->proto << 8 | 4;
-		return sip13(t->k0, t->k1, w, 2);
+		return weir_siphash13w(t->k0, t->k1, w, 2);
 	}
 	w[0] = ld64(lo);
 	w[1] = ld64(lo + 8);
@@ -308,7 +272,7 @@ key_hash(const struct weir_flowtab *t, const struct pkey *k)
 	w[3] = ld64(hi + 8);
 	w[4] = (uint64_t)plo << 48 | (uint64_t)phi << 32 |
 	    (uint64_t)k->vlan << 16 | (uint64_t)k->proto << 8 | 6;
-	return sip13(t->k0, t->k1, w, 5);
+	return weir_siphash13w(t->k0, t->k1, w, 5);
 }
 
 /* ------------------------------------------------------------------ */
@@ -638,7 +602,7 @@ frag_set(const struct weir_flowtab *t, const struct pkey *k, uint32_t ipid)
 		n = 4;
 	}
 	w[n++] = (uint64_t)ipid << 16 | (uint64_t)k->proto << 8 | k->family;
-	return &t->frags[(sip13(t->fk0, t->fk1, w, n) & (FRAG_SETS - 1)) *
+	return &t->frags[(weir_siphash13w(t->fk0, t->fk1, w, n) & (FRAG_SETS - 1)) *
 	    FRAG_WAYS];
 }
 

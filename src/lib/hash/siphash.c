@@ -4,16 +4,7 @@
  */
 #include <string.h>
 
-#include "capture/stages/siphash.h"
-
-#define ROTL(x, b)	(((x) << (b)) | ((x) >> (64 - (b))))
-
-#define SIPROUND(v0, v1, v2, v3) do {					\
-	v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);	\
-	v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;				\
-	v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;				\
-	v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);	\
-} while (0)
+#include "weir/siphash.h"
 
 static uint64_t
 le64(const uint8_t *b)
@@ -25,24 +16,21 @@ le64(const uint8_t *b)
 }
 
 uint64_t
-stage_siphash(uint64_t k0, uint64_t k1, const void *msg, size_t len,
+weir_siphash(uint64_t k0, uint64_t k1, const void *msg, size_t len,
     int crounds, int drounds)
 {
 	const uint8_t *m = msg;
-	uint64_t v0 = k0 ^ 0x736f6d6570736575ULL;
-	uint64_t v1 = k1 ^ 0x646f72616e646f6dULL;
-	uint64_t v2 = k0 ^ 0x6c7967656e657261ULL;
-	uint64_t v3 = k1 ^ 0x7465646279746573ULL;
-	uint64_t w;
+	uint64_t v0, v1, v2, v3, w;
 	uint8_t last[8];
 	size_t i, rest = len & 7;
 	int r;
 
+	WEIR_SIP_INIT(v0, v1, v2, v3, k0, k1);
 	for (i = 0; i + 8 <= len; i += 8) {
 		w = le64(m + i);
 		v3 ^= w;
 		for (r = 0; r < crounds; r++)
-			SIPROUND(v0, v1, v2, v3);
+			WEIR_SIPROUND(v0, v1, v2, v3);
 		v0 ^= w;
 	}
 	/* The last word: the remaining bytes, and len mod 256 on top. */
@@ -53,10 +41,10 @@ stage_siphash(uint64_t k0, uint64_t k1, const void *msg, size_t len,
 	w = le64(last);
 	v3 ^= w;
 	for (r = 0; r < crounds; r++)
-		SIPROUND(v0, v1, v2, v3);
+		WEIR_SIPROUND(v0, v1, v2, v3);
 	v0 ^= w;
 	v2 ^= 0xff;
 	for (r = 0; r < drounds; r++)
-		SIPROUND(v0, v1, v2, v3);
+		WEIR_SIPROUND(v0, v1, v2, v3);
 	return v0 ^ v1 ^ v2 ^ v3;
 }
