@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "weir/bytes.h"
 #include "weir/flow.h"
 
 #define WEIR_IPFIX_VERSION	10
@@ -135,47 +136,5 @@ size_t	 weir_ipfix_flow_encode(uint8_t *rec, const struct weir_flow *f,
  */
 uint64_t weir_ipfix_ntp(uint64_t unix_ns);
 uint64_t weir_ipfix_ntp_to_unix(uint64_t ntp);
-
-static inline void
-weir_put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static inline void
-weir_put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static inline void
-weir_put64(uint8_t *p, uint64_t v)
-{
-	weir_put32(p, (uint32_t)(v >> 32));
-	weir_put32(p + 4, (uint32_t)v);
-}
-
-static inline uint16_t
-weir_get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static inline uint32_t
-weir_get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | p[3];
-}
-
-static inline uint64_t
-weir_get64(const uint8_t *p)
-{
-	return (uint64_t)weir_get32(p) << 32 | weir_get32(p + 4);
-}
 
 #endif

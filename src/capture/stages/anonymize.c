@@ -42,6 +42,7 @@
 
 #include <openssl/crypto.h>
 
+#include "weir/bytes.h"
 #include "weir/cryptopan.h"
 #include "weir/csum.h"
 #include "weir/decode.h"
@@ -127,12 +128,6 @@ eq_small(const uint8_t *a, const uint8_t *b, size_t n)
 	for (i = 0; i < n; i++)
 		x |= a[i] ^ b[i];
 	return x == 0;
-}
-
-static inline uint16_t
-be16(const uint8_t *b)
-{
-	return (uint16_t)(b[0] << 8 | b[1]);
 }
 
 static int
@@ -436,13 +431,13 @@ ip_end(const struct weir_pkt *p, const struct weir_layer *l)
 		if ((uint64_t)l->off + 4 > p->caplen)
 			return NO_OFF;
 		hl = (uint32_t)(p->data[l->off] & 0x0f) * 4;
-		tl = be16(p->data + l->off + 2);
+		tl = weir_get16(p->data + l->off + 2);
 		/* 0 (TSO captures) or shorter than the header: unknown */
 		return tl < hl || tl < 20 ? NO_OFF : l->off + tl;
 	}
 	if ((uint64_t)l->off + 6 > p->caplen)
 		return NO_OFF;
-	tl = be16(p->data + l->off + 4);
+	tl = weir_get16(p->data + l->off + 4);
 	return tl == 0 ? NO_OFF : l->off + 40 + tl;	/* 0: jumbogram */
 }
 
@@ -620,7 +615,7 @@ scan(struct anon *st, const struct weir_pkt *p)
 			/* Checksum 0: none computed, leave it so. */
 			if (ip != WEIR_NO_LAYER &&
 			    (uint64_t)l->off + 8 <= st->limit[k] &&
-			    be16(p->data + l->off + 6) != 0)
+			    weir_get16(p->data + l->off + 6) != 0)
 				add_region(st, p, k, l->off, e, l->off + 6, ip,
 				    1);
 			break;
@@ -789,7 +784,7 @@ anon_one(struct anon *st, struct weir_pkt *p)
 		case WEIR_L_ARP:
 			/* IPv4 protocol addresses only, any hardware size. */
 			if ((uint64_t)l->off + 8 > st->limit[k] ||
-			    be16(p->data + l->off + 2) != 0x0800 ||
+			    weir_get16(p->data + l->off + 2) != 0x0800 ||
 			    p->data[l->off + 5] != 4)
 				break;
 			hlen = p->data[l->off + 4];

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "weir/bytes.h"
 #include "weir/csum.h"
 #include "weir/decode.h"
 #include "weir/module.h"
@@ -65,12 +66,6 @@ checksum_open(void **stp, const json_t *conf, const struct weir_env *env,
 	st->drop = a != NULL && strcmp(a, "drop") == 0;
 	*stp = st;
 	return 0;
-}
-
-static inline uint16_t
-be16(const uint8_t *b)
-{
-	return (uint16_t)(b[0] << 8 | b[1]);
 }
 
 static int
@@ -154,14 +149,14 @@ verify_l4(const struct weir_pkt *p, unsigned l4)
 	if (ip->kind == WEIR_L_IPV4) {
 		if ((uint64_t)ip->off + 20 > p->caplen)
 			return R_UNVERIF;
-		end = (uint64_t)ip->off + be16(b + ip->off + 2);
+		end = (uint64_t)ip->off + weir_get16(b + ip->off + 2);
 		memcpy(ph, b + ip->off + 12, 8);
 		phlen = 12;
 	} else {
 		if ((uint64_t)ip->off + 40 > p->caplen ||
-		    be16(b + ip->off + 4) == 0 || v6_unverifiable(p, j, l4))
+		    weir_get16(b + ip->off + 4) == 0 || v6_unverifiable(p, j, l4))
 			return R_UNVERIF;
-		end = (uint64_t)ip->off + 40 + be16(b + ip->off + 4);
+		end = (uint64_t)ip->off + 40 + weir_get16(b + ip->off + 4);
 		memcpy(ph, b + ip->off + 8, 32);
 		phlen = 40;
 	}
@@ -169,11 +164,11 @@ verify_l4(const struct weir_pkt *p, unsigned l4)
 		return R_UNVERIF;
 	len = (uint32_t)(end - t->off);
 	if (t->kind == WEIR_L_UDP) {
-		if (be16(b + t->off + 6) == 0)
+		if (weir_get16(b + t->off + 6) == 0)
 			return ip->kind == WEIR_L_IPV4 ? R_ZERO : R_BAD;
-		if (be16(b + t->off + 4) < 8 || be16(b + t->off + 4) > len)
+		if (weir_get16(b + t->off + 4) < 8 || weir_get16(b + t->off + 4) > len)
 			return R_BAD;
-		len = be16(b + t->off + 4);
+		len = weir_get16(b + t->off + 4);
 	}
 	if (t->kind == WEIR_L_ICMP)
 		phlen = 0;

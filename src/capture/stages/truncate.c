@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "weir/bytes.h"
 #include "weir/csum.h"
 #include "weir/decode.h"
 #include "weir/module.h"
@@ -205,12 +206,6 @@ trunc_open(void **stp, const json_t *conf, const struct weir_env *env,
 	return 0;
 }
 
-static inline uint16_t
-be16(const uint8_t *b)
-{
-	return (uint16_t)(b[0] << 8 | b[1]);
-}
-
 /*
  * Every layer after an IP header lies inside that IP datagram, so a
  * running limit (the smallest datagram end so far, starting at caplen)
@@ -227,12 +222,12 @@ ip_limit(const struct weir_pkt *p, const struct weir_layer *l, uint64_t *lim)
 	if (l->kind == WEIR_L_IPV4) {
 		if ((uint64_t)l->off + 20 > p->caplen)
 			return 0;
-		v = be16(p->data + l->off + 2);
+		v = weir_get16(p->data + l->off + 2);
 		end = (uint64_t)l->off + v;
 	} else {
 		if ((uint64_t)l->off + 40 > p->caplen)
 			return 0;
-		v = be16(p->data + l->off + 4);
+		v = weir_get16(p->data + l->off + 4);
 		end = (uint64_t)l->off + 40 + v;
 	}
 	/* 0: a TSO capture (IPv4) or a jumbogram (IPv6): no limit */
@@ -290,9 +285,9 @@ csents(struct trunc *st, const struct weir_pkt *p)
 			e->end = (uint32_t)lim;
 		if (l->kind == WEIR_L_UDP) {
 			/* zero: no checksum to keep right */
-			if (be16(p->data + e->field) == 0)
+			if (weir_get16(p->data + e->field) == 0)
 				continue;
-			v = be16(p->data + l->off + 4);
+			v = weir_get16(p->data + l->off + 4);
 			if (v >= 8 && (uint64_t)l->off + v < e->end)
 				e->end = l->off + v;
 		}

@@ -34,6 +34,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+#include "weir/bytes.h"
 #include "weir/cryptopan.h"
 #include "weir/log.h"
 
@@ -74,39 +75,6 @@ struct weir_cryptopan {
 	uint8_t		*blk6;		/* V6_BLOCKS * 16 */
 	uint8_t		*enc;		/* 128 * 16 + 16 */
 };
-
-/* Byte order helpers: memcpy compiles to single (possibly unaligned) moves. */
-static inline void
-put_be64(uint8_t *p, uint64_t v)
-{
-	v = htobe64(v);
-	memcpy(p, &v, 8);
-}
-
-static inline uint64_t
-get_be64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return be64toh(v);
-}
-
-static inline void
-put_be32(uint8_t *p, uint32_t v)
-{
-	v = htobe32(v);
-	memcpy(p, &v, 4);
-}
-
-static inline uint32_t
-get_be32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return be32toh(v);
-}
 
 /* Mask of the first n bits of a 64-bit word, 0 <= n <= 64. */
 static uint64_t
@@ -176,9 +144,9 @@ build_prefix_table(struct weir_cryptopan *cp, struct weir_err *err)
 				uint64_t pre = i ? (uint64_t)(q + k) <<
 				    (64 - i) : 0;
 
-				put_be64(blk + k * 16, (pre & m) |
+				weir_put64(blk + k * 16, (pre & m) |
 				    (cp->pad_hi & ~m));
-				put_be64(blk + k * 16 + 8, cp->pad_lo);
+				weir_put64(blk + k * 16 + 8, cp->pad_lo);
 			}
 			/* At most TABLE_CHUNK blocks: enc holds 129. */
 			for (k = 0; k < chunk; k += 128) {
@@ -288,19 +256,19 @@ weir_cryptopan_new(const uint8_t key[32], struct weir_err *err)
 	}
 	encrypt_blocks(cp, key + 16, 1);
 	memcpy(pad, cp->enc, 16);
-	cp->pad_hi = get_be64(pad);
-	cp->pad_lo = get_be64(pad + 8);
+	cp->pad_hi = weir_get64(pad);
+	cp->pad_lo = weir_get64(pad + 8);
 	OPENSSL_cleanse(pad, sizeof(pad));
 	/*
 	 * IPv4 blocks keep pad bits 32..127, and IPv6 blocks below 64 keep
 	 * pad bits 64..127: store them once.
 	 */
 	for (i = 0; i < V4_BLOCKS; i++) {
-		put_be64(cp->blk4 + i * 16, cp->pad_hi);
-		put_be64(cp->blk4 + i * 16 + 8, cp->pad_lo);
+		weir_put64(cp->blk4 + i * 16, cp->pad_hi);
+		weir_put64(cp->blk4 + i * 16 + 8, cp->pad_lo);
 	}
 	for (i = 0; i < 64 - PREFIX_BITS; i++)
-		put_be64(cp->blk6 + i * 16 + 8, cp->pad_lo);
+		weir_put64(cp->blk6 + i * 16 + 8, cp->pad_lo);
 	if (build_prefix_table(cp, err) < 0)
 		goto fail;
 	cache_init(cp);
@@ -365,7 +333,7 @@ anon4(struct weir_cryptopan *cp, uint32_t a)
 
 	/* Only the first 32 bits vary; bits 32..127 are the pad's. */
 	for (i = PREFIX_BITS; i < 32; i++, b += 16) {
-		put_be32(b, (a & m) | (pad32 & ~m));
+		weir_put32(b, (a & m) | (pad32 & ~m));
 		m = m >> 1 | (uint32_t)1 << 31;
 	}
 	if (V4_BLOCKS > 0)
@@ -382,18 +350,18 @@ void
 weir_cryptopan_v4(struct weir_cryptopan *cp, const uint8_t in[4],
     uint8_t out[4])
 {
-	uint32_t a = get_be32(in), r;
+	uint32_t a = weir_get32(in), r;
 	struct cache4 *s;
 
 	if (!cp->use_cache) {
-		put_be32(out, anon4(cp, a));
+		weir_put32(out, anon4(cp, a));
 		return;
 	}
 	cp->lookups++;
 	s = &cp->c4[hash4(a) << 1];
 	if (s[0].in == a) {
 		cp->hits++;
-		put_be32(out, s[0].out);
+		weir_put32(out, s[0].out);
 		return;
 	}
 	if (s[1].in == a) {
@@ -403,14 +371,14 @@ weir_cryptopan_v4(struct weir_cryptopan *cp, const uint8_t in[4],
 		s[1] = s[0];
 		s[0] = t;
 		cp->hits++;
-		put_be32(out, t.out);
+		weir_put32(out, t.out);
 		return;
 	}
 	r = anon4(cp, a);
 	s[1] = s[0];
 	s[0].in = a;
 	s[0].out = r;
-	put_be32(out, r);
+	weir_put32(out, r);
 }
 
 static void
@@ -429,13 +397,13 @@ anon6(struct weir_cryptopan *cp, uint64_t hi, uint64_t lo, uint64_t *ohi,
 	 */
 	m = mask64(PREFIX_BITS);
 	for (i = PREFIX_BITS; i < 64; i++, b += 16) {
-		put_be64(b, (hi & m) | (ph & ~m));
+		weir_put64(b, (hi & m) | (ph & ~m));
 		m = m >> 1 | (uint64_t)1 << 63;
 	}
 	m = 0;
 	for (; i < 128; i++, b += 16) {
-		put_be64(b, hi);
-		put_be64(b + 8, (lo & m) | (pl & ~m));
+		weir_put64(b, hi);
+		weir_put64(b + 8, (lo & m) | (pl & ~m));
 		m = m >> 1 | (uint64_t)1 << 63;
 	}
 	encrypt_blocks(cp, cp->blk6, V6_BLOCKS);
@@ -454,7 +422,7 @@ void
 weir_cryptopan_v6(struct weir_cryptopan *cp, const uint8_t in[16],
     uint8_t out[16])
 {
-	uint64_t hi = get_be64(in), lo = get_be64(in + 8), oh, ol;
+	uint64_t hi = weir_get64(in), lo = weir_get64(in + 8), oh, ol;
 	struct cache6 *s, t;
 
 	if (!cp->use_cache) {
@@ -485,8 +453,8 @@ weir_cryptopan_v6(struct weir_cryptopan *cp, const uint8_t in[16],
 	s[0].out[0] = oh;
 	s[0].out[1] = ol;
 out:
-	put_be64(out, oh);
-	put_be64(out + 8, ol);
+	weir_put64(out, oh);
+	weir_put64(out + 8, ol);
 }
 
 static int

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "weir/bytes.h"
 #include "weir/err.h"
 #include "weir/input.h"
 #include "lib/fmt/fmt.h"
@@ -56,12 +57,6 @@ struct erf_state {
 	int		ifidx[ERF_PORTS][2];	/* global index, -1: none yet */
 };
 
-static uint16_t
-be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
 /* Does the record header at p look like ERF? */
 static int
 erf_plausible(const uint8_t *p, unsigned *rlen)
@@ -70,7 +65,7 @@ erf_plausible(const uint8_t *p, unsigned *rlen)
 
 	if (t == 0 || (t > ERF_TYPE_LAST && t != ERF_PAD))
 		return 0;
-	*rlen = be16(p + 10);
+	*rlen = weir_get16(p + 10);
 	if (*rlen < ERF_HDR + ((p[8] & 0x80) ? ERF_EXT : 0u))
 		return 0;
 	/* Flag bits 6-7 are reserved and always 0 from DAG cards. */
@@ -172,7 +167,7 @@ erf_next(struct weir_input *in, struct weir_pkt *pkts, unsigned max)
 			continue;
 		}
 		p = in->base + in->pos;
-		rlen = be16(p + 10);
+		rlen = weir_get16(p + 10);
 		if (rlen < ERF_HDR) {
 			rc = fmt_errat(in, -WEIR_EFORMAT, off, "record length "
 			    "%u is shorter than the record header", rlen);
@@ -234,11 +229,11 @@ erf_next(struct weir_input *in, struct weir_pkt *pkts, unsigned max)
 		    (rc = erf_iface(in, st, port, raw, off)) != 0)
 			break;
 		caplen = rlen - hlen - pad;
-		wlen = be16(p + 14);
+		wlen = weir_get16(p + 14);
 		if (caplen > wlen)
 			caplen = wlen;	/* the rest is alignment padding */
 		if (type == ERF_ETH || type == ERF_IPV4 || type == ERF_IPV6)
-			in->lost += be16(p + 12);
+			in->lost += weir_get16(p + 12);
 
 		/* 32.32 fixed point, rounded to the nearest ns. */
 		ts = le64toh(fmt_ld64(p));
