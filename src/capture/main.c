@@ -21,6 +21,7 @@
 #include "weir/priv.h"
 #include "capture/outputs/filewriter.h"
 #include "capture/pipeline.h"
+#include "capture/workers.h"
 
 #define EXIT_RUNTIME	1
 #define EXIT_USAGE	2
@@ -106,6 +107,7 @@ usage(FILE *f)
 "                    [--meta] [--zstd] [--summary file] [--user name]\n"
 "                    [--seccomp off|log|kill] [--status-fd fd]\n"
 "                    [--status-interval seconds] [--term-wait seconds]\n"
+"                    [--workers n]\n"
 "                    [filter expression]\n");
 }
 
@@ -114,7 +116,7 @@ enum {
 	OPT_COUNTERS, OPT_SUMMARY, OPT_META, OPT_ZSTD, OPT_HELP,
 	OPT_DURATION, OPT_BLOCKS, OPT_BSIZE, OPT_BTIMEOUT, OPT_TSTAMP,
 	OPT_NOKFILTER, OPT_FANOUT, OPT_USER, OPT_SECCOMP, OPT_STATUSFD,
-	OPT_STATUSIV, OPT_TERMWAIT
+	OPT_STATUSIV, OPT_TERMWAIT, OPT_WORKERS
 };
 
 static const struct option longopts[] = {
@@ -140,6 +142,7 @@ static const struct option longopts[] = {
 	{ "status-fd",	required_argument, NULL, OPT_STATUSFD },
 	{ "status-interval", required_argument, NULL, OPT_STATUSIV },
 	{ "term-wait",	required_argument, NULL, OPT_TERMWAIT },
+	{ "workers",	required_argument, NULL, OPT_WORKERS },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -239,7 +242,8 @@ main(int argc, char **argv)
 	double duration = 0;
 	struct weir_priv_conf priv = { NULL, WEIR_SECCOMP_DEFAULT,
 	    WEIR_PRIV_CAPTURE };
-	long long status_fd = -1, status_iv = -1;
+	long long status_fd = -1, status_iv = -1, nworkers = 0;
+	struct weir_workers_conf wc;
 	json_t *o;
 	size_t k;
 	int print_only = 0, nano = 0, hdrs = 0, meta = 0, zstd = 0;
@@ -319,6 +323,10 @@ main(int argc, char **argv)
 		case OPT_TERMWAIT:
 			term_wait = (int)numarg(optarg, "--term-wait", 0,
 			    86400);
+			break;
+		case OPT_WORKERS:
+			nworkers = numarg(optarg, "--workers", 1,
+			    WEIR_WORKERS_MAX);
 			break;
 		case 'w':
 			wfile = optarg;
@@ -495,11 +503,34 @@ main(int argc, char **argv)
 		    json_pack("{s:s,s:s}", "type", "counters", "path",
 		    counters));
 
-	if ((rc = weir_exp_check(exp, policy, &err)) < 0) {
+	/*
+	 * "workers" is weir-capture's, not the pipeline's: taken out for
+	 * the check and put back.  "worker" marks each worker's copy
+	 * (metadata "config"); a document taken from there runs as one.
+	 */
+	if (nworkers > 0)
+		json_object_set_new(exp, "workers", json_integer(nworkers));
+	o = json_object_get(exp, "workers");
+	if (o != NULL) {
+		if (!json_is_integer(o) || json_integer_value(o) < 1 ||
+		    json_integer_value(o) > WEIR_WORKERS_MAX) {
+			log_err("experiment: 'workers' must be a number in "
+			    "1..%d", WEIR_WORKERS_MAX);
+			status = EXIT_USAGE;
+			goto done;
+		}
+		nworkers = json_integer_value(o);
+		json_object_del(exp, "workers");
+	}
+	json_object_del(exp, "worker");
+	if ((rc = weir_exp_check(exp, policy, &err)) < 0 ||
+	    (rc = weir_workers_check(exp, (unsigned)nworkers, &err)) < 0) {
 		log_err("%s", err.msg);
 		status = EXIT_USAGE;
 		goto done;
 	}
+	if (nworkers > 0)
+		json_object_set_new(exp, "workers", json_integer(nworkers));
 	if (print_only) {
 		json_dumpf(exp, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		fputc('\n', stdout);
@@ -519,6 +550,18 @@ main(int argc, char **argv)
 		log_err("cannot drop privileges: %s", err.msg);
 		status = EXIT_RUNTIME;
 		goto done;
+	}
+	if (nworkers > 1) {
+		wc.n = (unsigned)nworkers;
+		wc.priv = &priv;
+		wc.stop = &stop_flag;
+		wc.status_req = &status_flag;
+		wc.status_fd = (int)status_fd;
+		wc.status_iv = status_iv;
+		summary = weir_workers_run(exp, &wc, &status);
+		if (summary == NULL)
+			goto done;
+		goto report;
 	}
 	if ((rc = weir_pipeline_open(&pl, exp, &err)) < 0) {
 		log_err("%s", err.msg);
@@ -548,6 +591,7 @@ main(int argc, char **argv)
 	summary = weir_pipeline_stats(&pl);
 	if (weir_pipeline_close(&pl, &err) < 0)
 		status = EXIT_RUNTIME;
+report:
 	if (summary_path != NULL &&
 	    json_dump_file(summary, summary_path, JSON_INDENT(2) |
 	    JSON_PRESERVE_ORDER) < 0) {
