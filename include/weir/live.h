@@ -69,8 +69,12 @@ struct weir_live_conf {
 	 */
 	const char	*filter;
 	uint32_t	 snaplen;	/* kernel copies at most this; 0 = all */
-	int		 fanout;	/* PACKET_FANOUT group id, -1 = none */
+	int		 fanout;	/* PACKET_FANOUT group id, -1 = none,
+					   WEIR_LIVE_FANOUT_NEW = a new group
+					   with an id the kernel picks */
 };
+
+#define WEIR_LIVE_FANOUT_NEW	(-2)
 
 struct weir_live_stats {
 	uint64_t	kernel_received;	/* tp_packets (incl. drops) */
@@ -106,6 +110,8 @@ int	weir_live_open(struct weir_input *in, const struct weir_live_conf *c,
 
 /* Is this input a live one (opened by weir_live_open)? */
 int	weir_live_is(const struct weir_input *in);
+/* The PACKET_FANOUT group the input joined (0..65535), or -1. */
+int	weir_live_fanout(const struct weir_input *in);
 
 /*
  * Wait up to timeout_ms for a block on any of the n live inputs (the

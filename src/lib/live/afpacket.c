@@ -80,6 +80,7 @@ struct live {
 	int		 sockerr;	/* pending socket error (positive) */
 	uint64_t	 drain_end;	/* CLOCK_MONOTONIC deadline, ns */
 	int		 drained;
+	int		 fanout_id;	/* group joined, -1 = none */
 	struct weir_live_stats st;
 };
 
@@ -124,6 +125,13 @@ int
 weir_live_is(const struct weir_input *in)
 {
 	return in->ops == &weir_live_afpacket && in->priv != NULL;
+}
+
+int
+weir_live_fanout(const struct weir_input *in)
+{
+	return weir_live_is(in) ? ((const struct live *)in->priv)->fanout_id :
+	    -1;
 }
 
 uint64_t
@@ -344,7 +352,8 @@ check_conf(const struct weir_live_conf *c, const char *name,
 		return weir_seterr(err, -WEIR_ECONFIG, "interface '%s': "
 		    "block timeout %u ms must be 1..60000", name,
 		    c->timeout_ms);
-	if (c->fanout > 65535)
+	if (c->fanout > 65535 || (c->fanout < 0 && c->fanout != -1 &&
+	    c->fanout != WEIR_LIVE_FANOUT_NEW))
 		return weir_seterr(err, -WEIR_ECONFIG, "interface '%s': "
 		    "fanout group %d must be 0..65535", name, c->fanout);
 	return 0;
@@ -372,6 +381,7 @@ weir_live_open(struct weir_input *in, const struct weir_live_conf *c,
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return weir_seterr(err, -ENOMEM, "out of memory");
 	l->conf = *c;
+	l->fanout_id = -1;
 	l->conf.filter = NULL;		/* not kept: the caller owns it */
 	snprintf(l->ifname, sizeof(l->ifname), "%s", c->ifname);
 	l->bsize = c->block_size;
@@ -477,13 +487,29 @@ weir_live_open(struct weir_input *in, const struct weir_live_conf *c,
 			goto fail;
 		}
 	}
-	if (c->fanout >= 0) {
-		v = (c->fanout & 0xffff) | (PACKET_FANOUT_HASH << 16) |
+	if (c->fanout >= 0 || c->fanout == WEIR_LIVE_FANOUT_NEW) {
+		/* A new group: the kernel picks an id no group in this
+		 * namespace has (UNIQUEID), so no foreign group is joined. */
+		v = c->fanout >= 0 ? (c->fanout & 0xffff) :
+		    (PACKET_FANOUT_FLAG_UNIQUEID << 16);
+		v |= (PACKET_FANOUT_HASH << 16) |
 		    (PACKET_FANOUT_FLAG_DEFRAG << 16);
 		if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &v,
 		    sizeof(v)) < 0) {
 			rc = lerr(err, l, -errno, "cannot join fanout group");
 			goto fail;
+		}
+		l->fanout_id = c->fanout;
+		if (c->fanout < 0) {
+			socklen_t vl = sizeof(v);
+
+			if (getsockopt(fd, SOL_PACKET, PACKET_FANOUT, &v,
+			    &vl) < 0) {
+				rc = lerr(err, l, -errno, "cannot read the "
+				    "fanout group");
+				goto fail;
+			}
+			l->fanout_id = v & 0xffff;
 		}
 	}
 	l->iface = weir_iface_add(ifaces, index, l->linktype,
