@@ -128,6 +128,14 @@ int	weir_live_wait(struct weir_input *const *v, unsigned n,
 int	weir_live_update(struct weir_input *in);
 /* Copy the totals (no system call). */
 void	weir_live_stats(const struct weir_input *in, struct weir_live_stats *s);
+/*
+ * Of kernel_dropped, the drops that lie before packet number pos of
+ * this input (packets counted from 0 in the order handed out); pos must
+ * not decrease from call to call.  A batch never spans such a position:
+ * next_batch() ends a batch where drops lie, and reads the counters
+ * before a block the kernel marked TP_STATUS_LOSING (docs/outputs.md).
+ */
+uint64_t weir_live_lost_before(struct weir_input *in, uint64_t pos);
 
 /*
  * Stop capturing: a reject-all filter stops new packets, the final

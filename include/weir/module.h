@@ -32,6 +32,16 @@ struct weir_counter {
 };
 #define WEIR_MAX_COUNTERS	32
 
+/*
+ * Packets the capture lost before they reached the pipeline, summed over
+ * its inputs: live interfaces' kernel drops (PACKET_STATISTICS
+ * tp_drops) and a weir-tap ring's full-ring drops.  Counts only grow.
+ */
+struct weir_loss {
+	uint64_t	kernel;
+	uint64_t	ring;
+};
+
 /* Everything a module may learn about its surroundings at open(). */
 struct weir_env {
 	const char		*exp_name;	/* experiment name */
@@ -43,6 +53,13 @@ struct weir_env {
 	 */
 	json_t			*(*pipeline_stats)(void *pl);
 	void			*pl;
+	/*
+	 * The losses that lie before the packets handed to the outputs so
+	 * far (owned and updated by the pipeline between batches, one per
+	 * pipeline); NULL when no input can lose packets (trace files).
+	 * See docs/outputs.md "Rotation" for how exact the position is.
+	 */
+	const struct weir_loss	*loss;
 };
 
 struct weir_module {

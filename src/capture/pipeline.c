@@ -613,6 +613,12 @@ weir_pipeline_open(struct weir_pipeline *pl, json_t *exp,
 	}
 	if ((rc = weir_merge_init(&pl->merge, pl->inputs, pl->ninputs)) < 0)
 		return weir_seterr(err, rc, "out of memory");
+	if (pl->nring > 0 && (pl->rloss = calloc(pl->ninputs,
+	    sizeof(*pl->rloss))) == NULL)
+		return weir_seterr(err, -ENOMEM, "out of memory");
+	/* Outputs learn of capture losses (rotate.on_loss, metadata). */
+	if (pl->nlive > 0 || pl->nring > 0)
+		pl->env.loss = &pl->loss;
 	pl->ptrs = calloc(WEIR_BATCH_MAX, sizeof(*pl->ptrs));
 	if (pl->ptrs == NULL)
 		return weir_seterr(err, -ENOMEM, "out of memory");
@@ -656,6 +662,115 @@ tick_all(struct weir_pipeline *pl, uint64_t now)
 		    &pl->outputs[i - pl->nstages];
 		if (x->mod->tick != NULL)
 			x->mod->tick(x->st, now);
+	}
+}
+
+/*
+ * A ring's new full-ring drops lie at or before what the producer had
+ * written when they were seen: queue them there.
+ */
+static void
+ring_loss_sample(struct weir_pipeline *pl)
+{
+	struct weir_ring_counts c;
+	struct weir_ringloss *r;
+	unsigned i;
+
+	for (i = 0; i < pl->ninputs; i++) {
+		if (!weir_ring_input_is(&pl->inputs[i]))
+			continue;
+		r = &pl->rloss[i];
+		weir_ring_input_counts(&pl->inputs[i], &c);
+		if (c.full_drops <= r->seen)
+			continue;
+		if (r->nq > 0 && (r->nq == WEIR_LOSSQ ||
+		    r->pos[r->nq - 1] >= c.written)) {
+			/* join the last position (or move it later) */
+			if (c.written > r->pos[r->nq - 1])
+				r->pos[r->nq - 1] = c.written;
+			r->n[r->nq - 1] += c.full_drops - r->seen;
+		} else {
+			r->pos[r->nq] = c.written;
+			r->n[r->nq++] = c.full_drops - r->seen;
+		}
+		r->seen = c.full_drops;
+	}
+}
+
+/* How many packets the outputs may get before the next ring loss. */
+static unsigned
+ring_loss_cap(const struct weir_pipeline *pl, unsigned max)
+{
+	const struct weir_ringloss *r;
+	uint64_t used;
+	unsigned i;
+
+	for (i = 0; i < pl->ninputs; i++) {
+		if (!weir_ring_input_is(&pl->inputs[i]))
+			continue;
+		r = &pl->rloss[i];
+		used = pl->merge.src[i].used;
+		if (r->nq > 0 && r->pos[0] > used && r->pos[0] - used < max)
+			max = (unsigned)(r->pos[0] - used);
+	}
+	return max;
+}
+
+/*
+ * Set pl->loss to the losses that lie before packet number pos[i] of
+ * every input i (NULL: the packets used so far); pos never decreases.
+ */
+static void
+loss_refresh(struct weir_pipeline *pl, const uint64_t *pos)
+{
+	struct weir_ringloss *r;
+	struct weir_input *in;
+	uint64_t k = 0, g = 0, at;
+	unsigned i, j;
+
+	for (i = 0; i < pl->ninputs; i++) {
+		in = &pl->inputs[i];
+		at = pos != NULL ? pos[i] : pl->merge.src[i].used;
+		if (weir_live_is(in)) {
+			k += weir_live_lost_before(in, at);
+			continue;
+		}
+		if (!weir_ring_input_is(in))
+			continue;
+		r = &pl->rloss[i];
+		for (j = 0; j < r->nq && r->pos[j] <= at; j++)
+			r->reached += r->n[j];
+		if (j > 0) {
+			memmove(r->pos, r->pos + j, (r->nq - j) *
+			    sizeof(r->pos[0]));
+			memmove(r->n, r->n + j, (r->nq - j) * sizeof(r->n[0]));
+			r->nq -= j;
+		}
+		g += r->reached;
+	}
+	pl->loss.kernel = k;
+	pl->loss.ring = g;
+}
+
+/* End of input: every loss counted lies before what comes next. */
+static void
+loss_final(struct weir_pipeline *pl)
+{
+	struct weir_live_stats ls;
+	struct weir_ring_counts c;
+	unsigned i;
+
+	if (pl->env.loss == NULL)
+		return;
+	pl->loss.kernel = pl->loss.ring = 0;
+	for (i = 0; i < pl->ninputs; i++) {
+		if (weir_live_is(&pl->inputs[i])) {
+			weir_live_stats(&pl->inputs[i], &ls);
+			pl->loss.kernel += ls.kernel_dropped;
+		} else if (weir_ring_input_is(&pl->inputs[i])) {
+			weir_ring_input_counts(&pl->inputs[i], &c);
+			pl->loss.ring += c.full_drops;
+		}
 	}
 }
 
@@ -722,11 +837,13 @@ live_idle(struct weir_pipeline *pl, struct weir_err *err)
 		if (weir_live_is(&pl->inputs[i]) &&
 		    (t = weir_live_horizon(&pl->inputs[i], now)) < h)
 			h = t;
+	/* Idle, every ready block is read: drops read now lie here. */
+	live_update_due(pl, weir_mono_ns());
+	loss_refresh(pl, NULL);
 	if (h > pl->last_tick) {
 		pl->last_tick = h;
 		tick_all(pl, h);
 	}
-	live_update_due(pl, weir_mono_ns());
 	return 0;
 }
 
@@ -741,6 +858,8 @@ ring_idle(struct weir_pipeline *pl)
 	uint64_t h;
 
 	h = weir_ring_input_horizon(&pl->inputs[0], weir_live_now());
+	ring_loss_sample(pl);
+	loss_refresh(pl, NULL);
 	if (h > pl->last_tick) {
 		pl->last_tick = h;
 		tick_all(pl, h);
@@ -775,6 +894,7 @@ status_due(struct weir_pipeline *pl)
 int
 weir_pipeline_run(struct weir_pipeline *pl, struct weir_err *err)
 {
+	uint64_t pos[WEIR_MAX_INPUTS];
 	struct weir_batch b;
 	struct weir_inst *x;
 	unsigned i, j, max, decoded;
@@ -805,6 +925,15 @@ weir_pipeline_run(struct weir_pipeline *pl, struct weir_err *err)
 				break;
 			if (pl->limit - pl->passed < max)
 				max = (unsigned)(pl->limit - pl->passed);
+		}
+		if (pl->env.loss != NULL) {
+			/* where this batch starts, for loss_refresh() */
+			for (i = 0; i < pl->ninputs; i++)
+				pos[i] = pl->merge.src[i].used;
+			if (pl->nring) {
+				ring_loss_sample(pl);
+				max = ring_loss_cap(pl, max);
+			}
 		}
 		b.p = pl->ptrs;
 		b.n = weir_merge_next(&pl->merge, b.p, max);
@@ -851,6 +980,8 @@ weir_pipeline_run(struct weir_pipeline *pl, struct weir_err *err)
 			x->dropped += compact(&b);
 		}
 		pl->passed += b.n;
+		if (pl->env.loss != NULL && b.n > 0)
+			loss_refresh(pl, pos);
 		for (i = 0; i < pl->noutputs && b.n > 0; i++) {
 			x = &pl->outputs[i];
 			x->in += b.n;
@@ -869,6 +1000,7 @@ weir_pipeline_run(struct weir_pipeline *pl, struct weir_err *err)
 			pl->last_tick = t;
 			live_update_due(pl, mono ? mono : weir_mono_ns());
 			mono = 0;
+			loss_refresh(pl, NULL);
 		}
 		tick_all(pl, t);
 	}
@@ -893,6 +1025,7 @@ weir_pipeline_finish(struct weir_pipeline *pl, struct weir_err *err)
 	unsigned i;
 	int rc, ret = 0;
 
+	loss_final(pl);
 	for (i = 0; i < pl->noutputs; i++) {
 		x = &pl->outputs[i];
 		if (x->mod->finish == NULL)
@@ -916,6 +1049,7 @@ weir_pipeline_close(struct weir_pipeline *pl, struct weir_err *err)
 	unsigned i;
 	int rc, ret = 0;
 
+	loss_final(pl);
 	/*
 	 * Outputs first: their final metadata reads every counter, so an
 	 * output's own counters are kept before it goes.
@@ -945,6 +1079,8 @@ weir_pipeline_close(struct weir_pipeline *pl, struct weir_err *err)
 		json_decref(pl->outputs[i].final);
 	pl->noutputs = pl->nstages = 0;
 	weir_merge_free(&pl->merge);
+	free(pl->rloss);
+	pl->rloss = NULL;
 	for (i = 0; i < pl->ninputs; i++) {
 		if (weir_live_is(&pl->inputs[i]))
 			weir_live_close(&pl->inputs[i]);

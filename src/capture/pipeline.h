@@ -51,6 +51,19 @@ struct weir_merge {
 	uint64_t	 held_ts, held_horizon;
 };
 
+/*
+ * Where a weir-tap ring's full-ring drops lie in its packet sequence
+ * (pipeline.c): the producer drops only when the ring is full, so drops
+ * first seen while it had written `pos` records lie at or before pos.
+ */
+#define WEIR_LOSSQ	8
+struct weir_ringloss {
+	uint64_t	 seen;		/* full_drops placed so far */
+	uint64_t	 reached;	/* of those, before the packets used */
+	uint64_t	 pos[WEIR_LOSSQ], n[WEIR_LOSSQ];
+	unsigned	 nq;
+};
+
 struct weir_pipeline {
 	json_t		*exp;		/* effective config (owned) */
 	struct weir_ifaces ifaces;
@@ -81,6 +94,12 @@ struct weir_pipeline {
 					   PACKET_STATISTICS read */
 	uint64_t	 out_of_order;	/* live: packets older than the one
 					   before them (merge limit) */
+	/*
+	 * Capture losses that lie before the packets the outputs have
+	 * been given (env.loss points here when an input can lose).
+	 */
+	struct weir_loss loss;
+	struct weir_ringloss *rloss;	/* per input, when nring > 0 */
 
 	/*
 	 * Status lines (weir-capture --status-fd, SIGUSR1), set by the

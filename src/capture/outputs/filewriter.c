@@ -49,12 +49,12 @@
 enum { PERIOD_NONE, PERIOD_HOUR, PERIOD_DAY };
 
 static const char *const reason_names[] = {
-	"none", "size", "packets", "time", "signal", "error", "end"
+	"none", "size", "packets", "time", "signal", "error", "end", "loss"
 };
 static const char *const period_names[] = { "none", "hour", "day", NULL };
 static const char *const compress_names[] = { "none", "zstd", NULL };
 static const char *const rotate_keys[] = { "size", "packets", "period",
-	"per_period", "seconds", "max_files", "on_error", NULL };
+	"per_period", "seconds", "max_files", "on_error", "on_loss", NULL };
 
 /* Bumped by weir_filewriter_request_rotate(), maybe in a handler. */
 static volatile sig_atomic_t rotate_gen;
@@ -71,6 +71,7 @@ struct weir_filewriter {
 	uint64_t	 rot_size, rot_packets, per_period, seconds;
 	uint64_t	 max_files;
 	int		 period, on_error, compress, level, fsync, metadata;
+	int		 on_loss;
 
 	/* The logical file: records were added since the last rotation. */
 	int		 active;
@@ -98,6 +99,12 @@ struct weir_filewriter {
 	EVP_MD_CTX	*sha;
 	int		 failing;		/* the retry failed too */
 	uint64_t	 fail_lost;		/* packets lost meanwhile */
+
+	/*
+	 * Capture losses (env->loss) when the last packet was added, when
+	 * the current file's first one was, and those that lay before it.
+	 */
+	struct weir_loss loss_last, loss_first, loss_before;
 
 	/* Retention: full paths of published files, oldest first. */
 	char		**kept;
@@ -268,7 +275,8 @@ weir_fw_check(json_t *conf, const char *mod, struct weir_err *err)
 	    err)) < 0 ||
 	    (rc = weir_conf_int(rot, m, "max_files", 0, 0, 1000000, &maxf,
 	    err)) < 0 ||
-	    (rc = weir_conf_bool(rot, m, "on_error", 1, NULL, err)) < 0)
+	    (rc = weir_conf_bool(rot, m, "on_error", 1, NULL, err)) < 0 ||
+	    (rc = weir_conf_bool(rot, m, "on_loss", 0, NULL, err)) < 0)
 		return rc;
 	if (period != PERIOD_NONE && secs != 0)
 		return weir_seterr(err, -WEIR_ECONFIG,
@@ -445,6 +453,7 @@ weir_fw_open(struct weir_filewriter **fwp, const char *mod,
 	fw->period = s == NULL ? PERIOD_NONE : strcmp(s, "hour") == 0 ?
 	    PERIOD_HOUR : strcmp(s, "day") == 0 ? PERIOD_DAY : PERIOD_NONE;
 	fw->on_error = !json_is_false(json_object_get(rot, "on_error"));
+	fw->on_loss = json_is_true(json_object_get(rot, "on_loss"));
 	s = json_string_value(json_object_get(conf, "compress"));
 	fw->compress = s != NULL && strcmp(s, "zstd") == 0;
 	fw->level = json_object_get(conf, "compress_level") ?
@@ -551,6 +560,18 @@ weir_fw_active(const struct weir_filewriter *fw)
 	return fw->active;
 }
 
+/* Did the capture lose packets since the last packet was added? */
+static int
+fw_loss_new(const struct weir_filewriter *fw)
+{
+	const struct weir_loss *l;
+
+	if (!fw->on_loss || fw->env == NULL || (l = fw->env->loss) == NULL)
+		return 0;
+	return l->kernel != fw->loss_last.kernel ||
+	    l->ring != fw->loss_last.ring;
+}
+
 int
 weir_fw_due(struct weir_filewriter *fw, uint64_t ts, size_t reclen)
 {
@@ -568,6 +589,8 @@ weir_fw_due(struct weir_filewriter *fw, uint64_t ts, size_t reclen)
 	/* Earlier timestamps stay in the current file: no going back. */
 	if (ts >= fw->slot_end)
 		return WEIR_FW_TIME;
+	if (fw_loss_new(fw))
+		return WEIR_FW_LOSS;
 	if (fw->rot_packets != 0 && fw->pkts + fw->pend_pkts >=
 	    fw->rot_packets)
 		return WEIR_FW_PACKETS;
@@ -591,6 +614,9 @@ weir_fw_tick_due(struct weir_filewriter *fw, uint64_t now)
 	}
 	if (now >= fw->slot_end)
 		return WEIR_FW_TIME;
+	/* Close at once: the file should not stay open across the gap. */
+	if (fw_loss_new(fw))
+		return WEIR_FW_LOSS;
 	return WEIR_FW_NONE;
 }
 
@@ -598,9 +624,16 @@ void
 weir_fw_add(struct weir_filewriter *fw, uint64_t ts, uint32_t caplen,
     uint32_t wirelen, size_t reclen)
 {
+	const struct weir_loss *l = fw->env != NULL ? fw->env->loss : NULL;
 	const void *h;
 
 	if (!fw->active) {
+		if (l != NULL) {
+			/* What was lost since the previous file's last packet. */
+			fw->loss_before.kernel = l->kernel - fw->loss_last.kernel;
+			fw->loss_before.ring = l->ring - fw->loss_last.ring;
+			fw->loss_first = *l;
+		}
 		fw->active = 1;
 		fw_slot(fw, ts, &fw->slot_start, &fw->slot_end);
 		fw->start_ts = fw->slot_end != UINT64_MAX ? fw->slot_start :
@@ -617,6 +650,8 @@ weir_fw_add(struct weir_filewriter *fw, uint64_t ts, uint32_t caplen,
 		if (ts > fw->pend_max)
 			fw->pend_max = ts;
 	}
+	if (l != NULL)
+		fw->loss_last = *l;
 	fw->pend_pkts++;
 	fw->pend_bytes += reclen;
 	fw->pend_cap += caplen;
@@ -1234,6 +1269,37 @@ xml_doc(const json_t *doc, size_t *len)
 	return buf;
 }
 
+/*
+ * Capture losses around this file (docs/outputs.md): before its first
+ * packet (since the previous file's last one, or since the start),
+ * between its first and last packets, and at the end of input after its
+ * last packet.
+ */
+static void
+fw_meta_loss(const struct weir_filewriter *fw, json_t *doc, int reason)
+{
+	const struct weir_loss *l = fw->env->loss;
+	uint64_t within = 0, after;
+
+	json_object_set_new(doc, "lost_before", json_integer((json_int_t)
+	    (fw->loss_before.kernel + fw->loss_before.ring)));
+	json_object_set_new(doc, "lost_before_kernel",
+	    json_integer((json_int_t)fw->loss_before.kernel));
+	json_object_set_new(doc, "lost_before_ring",
+	    json_integer((json_int_t)fw->loss_before.ring));
+	if (fw->pkts > 0)
+		within = fw->loss_last.kernel - fw->loss_first.kernel +
+		    fw->loss_last.ring - fw->loss_first.ring;
+	json_object_set_new(doc, "lost_within",
+	    json_integer((json_int_t)within));
+	if (reason == WEIR_FW_END) {
+		after = l->kernel - fw->loss_last.kernel + l->ring -
+		    fw->loss_last.ring;
+		json_object_set_new(doc, "lost_after",
+		    json_integer((json_int_t)after));
+	}
+}
+
 static void
 fw_write_meta(struct weir_filewriter *fw, const char *final, int reason,
     uint64_t fsize, const char *sha, int zstd, uint64_t usize,
@@ -1284,6 +1350,8 @@ fw_write_meta(struct weir_filewriter *fw, const char *final, int reason,
 	json_object_set_new(drops, "dropped_write_error",
 	    json_integer((json_int_t)fw->dropped_write_error));
 	json_object_set_new(doc, "drops", drops);
+	if (fw->env != NULL && fw->env->loss != NULL)
+		fw_meta_loss(fw, doc, reason);
 	if (fw->ops->meta != NULL)
 		fw->ops->meta(fw->arg, doc);
 	if (fw->env != NULL && fw->env->pipeline_stats != NULL)
@@ -1443,6 +1511,8 @@ out:
 	close(fw->dirfd);
 	fw->fd = fw->dirfd = -1;
 	fw->pkts = fw->cap = fw->wire = fw->size = 0;
+	/* A file that continues this one (on_error) starts with no gap. */
+	fw->loss_before.kernel = fw->loss_before.ring = 0;
 	return rc;
 }
 

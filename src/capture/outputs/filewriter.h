@@ -51,6 +51,7 @@ enum weir_fw_reason {
 	WEIR_FW_SIGNAL,
 	WEIR_FW_ERROR,
 	WEIR_FW_END,
+	WEIR_FW_LOSS,		/* the capture lost packets (on_loss) */
 };
 
 struct weir_fw_ops {
