@@ -242,7 +242,7 @@ c_thread_caps(int fd)
 	struct weir_priv_conf c = { NULL, WEIR_SECCOMP_OFF,
 	    WEIR_PRIV_CAPTURE };
 	struct weir_err err = { "" };
-	char buf[400], t1[200] = "", t2[200] = "";
+	char buf[640], t1[200] = "", t2[200] = "";
 	long long mainprm;
 	pthread_t th;
 
