@@ -488,12 +488,16 @@ weir_live_open(struct weir_input *in, const struct weir_live_conf *c,
 		}
 	}
 	if (c->fanout >= 0 || c->fanout == WEIR_LIVE_FANOUT_NEW) {
-		/* A new group: the kernel picks an id no group in this
-		 * namespace has (UNIQUEID), so no foreign group is joined. */
+		/*
+		 * A new group: the kernel picks an id no group in this
+		 * namespace has (UNIQUEID), so no foreign group is joined.
+		 * No PACKET_FANOUT_FLAG_DEFRAG: with it the socket receives
+		 * the reassembled datagram instead of the fragments on the
+		 * wire, and an incomplete set not at all (docs/live.md).
+		 */
 		v = (int)((c->fanout >= 0 ? (unsigned)c->fanout & 0xffffu :
 		    (unsigned)PACKET_FANOUT_FLAG_UNIQUEID << 16) |
-		    (unsigned)PACKET_FANOUT_HASH << 16 |
-		    (unsigned)PACKET_FANOUT_FLAG_DEFRAG << 16);
+		    (unsigned)PACKET_FANOUT_HASH << 16);
 		if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &v,
 		    sizeof(v)) < 0) {
 			rc = lerr(err, l, -errno, "cannot join fanout group");
