@@ -139,4 +139,40 @@ TRC=$?
 is "$TRC" 0 "weir-tap and its tenants: exit 0 under --seccomp kill ($(head -c 300 "$T/tap.err"))"
 is "$(npkts "$T/tap/tcp.pcap")" "$(tcpdump -r "$IN" tcp 2>/dev/null | wc -l)" "the tcp tenant wrote every tcp packet"
 
+# --workers: threads with their own rings and outputs, started after the
+# drop, under the filter (needs root and namespaces: skipped otherwise)
+if [ "$(id -u)" -eq 0 ] && command -v tcpreplay >/dev/null 2>&1 &&
+    ip netns list >/dev/null 2>&1; then
+	. tests/integration/netns.bash
+	if netns_setup "sr$$" && veth_add "sr$$a"; then
+		cat >"$T/wk.json" <<EOF
+{"name": "wk", "inputs": [{"interface": "sr$$a-c"}], "workers": 2,
+ "stages": [{"type": "anonymize", "method": "cryptopan", "key_file": "$T/key.hex", "addresses": "both", "checksums": "update"}],
+ "outputs": [{"type": "pcap", "path": "$T/wk.pcap", "metadata": true},
+  {"type": "ipfix", "transport": "file", "path": "$T/wk.ipfix"},
+  {"type": "flowpcap", "dir": "$T/wkflows"}]}
+EOF
+		ip netns exec "$NETNS_C" "$REL" --seccomp kill -v --config "$T/wk.json" \
+		    --summary "$T/wk.sum" >"$T/wk.out" 2>"$T/wk.err" &
+		WP=$!
+		NETNS_PIDS+=("$WP")
+		for i in $(seq 100); do
+			grep -q "privileges dropped" "$T/wk.err" && break
+			sleep 0.05
+		done
+		in_s tcpreplay --pps 20000 -i "sr$$a-s" "$DATA/ndpi-nintendo.pcap" >/dev/null 2>&1
+		sleep 0.3
+		kill -TERM "$WP"
+		wait "$WP"
+		RRC=$?
+		is "$RRC" 0 "--workers 2 (anonymize, pcap, ipfix, flowpcap): exit 0 under --seccomp kill$([ "$RRC" -eq 159 ] && echo ' (SIGSYS)')$(grep -i error "$T/wk.err" | head -c 300)"
+		is "$(( $(npkts "$T/wk.w0.pcap") + $(npkts "$T/wk.w1.pcap") ))" \
+		    "$(npkts "$DATA/ndpi-nintendo.pcap")" "--workers 2: the workers' files hold every packet replayed"
+	else
+		fail "--workers under seccomp: namespaces and a veth pair"
+	fi
+else
+	pass "# SKIP --workers under seccomp: needs root, ip netns and tcpreplay"
+fi
+
 done_testing
