@@ -60,6 +60,8 @@
 #define DRAIN_SLACK_NS	(500ull * 1000000)
 #define HORIZON_SLACK_NS (20ull * 1000000)
 
+#define LOSSQ	8	/* loss positions waiting for the reader */
+
 struct live {
 	struct weir_live_conf conf;
 	char		 ifname[IF_NAMESIZE];
@@ -82,6 +84,17 @@ struct live {
 	int		 drained;
 	int		 fanout_id;	/* group joined, -1 = none */
 	struct weir_live_stats st;
+	/*
+	 * Where the kernel's drops lie in the packet sequence: drops
+	 * counted by a PACKET_STATISTICS read wait in lossq until the
+	 * packets before them are handed out (weir_live_lost_before).
+	 */
+	struct {
+		uint64_t pos;		/* before packet number pos */
+		uint64_t n;		/* drops */
+	}		 lossq[LOSSQ];
+	unsigned	 nlossq;
+	uint64_t	 loss_reached;	/* drops popped from lossq */
 };
 
 static int	live_next(struct weir_input *, struct weir_pkt *, unsigned);
@@ -605,6 +618,86 @@ fill(struct live *l, struct weir_pkt *p, const struct live_frame *f)
 	}
 }
 
+/* The first queued loss position after pos, or UINT64_MAX. */
+static uint64_t
+loss_next(const struct live *l, uint64_t pos)
+{
+	unsigned i;
+
+	for (i = 0; i < l->nlossq; i++)
+		if (l->lossq[i].pos > pos)
+			return l->lossq[i].pos;
+	return UINT64_MAX;
+}
+
+/*
+ * Place n drops just counted by PACKET_STATISTICS.  The kernel drops only
+ * when every block is the reader's, and it marks each block it closes
+ * while drops are unread TP_STATUS_LOSING.  So the drops lie after every
+ * ready block closed before them (not LOSING) and before the first
+ * LOSING one, or before the block the kernel is filling if none is:
+ * count the packets still to be handed out up to there.  (A block the
+ * kernel closes between the read and this scan can misplace them by
+ * that block: a window of microseconds.)
+ */
+static void
+loss_place(struct weir_input *in, struct live *l, uint64_t n)
+{
+	struct tpacket_block_desc *bd;
+	struct live_block b;
+	uint64_t pos = in->pkts;
+	uint32_t i, j, status, avail;
+
+	if (l->map == NULL || l->drained)
+		goto put;
+	if (l->open)
+		pos += l->blk.num_pkts - l->pk_i;
+	avail = l->nblocks - l->nrel - (l->open ? 1 : 0);
+	j = l->open ? (l->cur + 1) % l->nblocks : l->cur;
+	for (i = 0; i < avail; i++, j = (j + 1) % l->nblocks) {
+		bd = block_at(l, j);
+		status = __atomic_load_n(&bd->hdr.bh1.block_status,
+		    __ATOMIC_ACQUIRE);
+		if (!(status & TP_STATUS_USER) || (status & TP_STATUS_LOSING))
+			break;
+		if (live_block_parse((const uint8_t *)bd, l->bsize, &b) == 0)
+			pos += b.num_pkts;
+	}
+put:
+	if (l->nlossq > 0 && l->lossq[l->nlossq - 1].pos >= pos) {
+		/* Not later than the last one: join it (it only grows). */
+		l->lossq[l->nlossq - 1].n += n;
+		return;
+	}
+	if (l->nlossq == LOSSQ) {
+		/* Full: the last entry moves later rather than be lost. */
+		l->lossq[LOSSQ - 1].pos = pos;
+		l->lossq[LOSSQ - 1].n += n;
+		return;
+	}
+	l->lossq[l->nlossq].pos = pos;
+	l->lossq[l->nlossq].n = n;
+	l->nlossq++;
+}
+
+uint64_t
+weir_live_lost_before(struct weir_input *in, uint64_t pos)
+{
+	struct live *l = in->priv;
+	unsigned i = 0;
+
+	if (!weir_live_is(in))
+		return 0;
+	while (i < l->nlossq && l->lossq[i].pos <= pos)
+		l->loss_reached += l->lossq[i++].n;
+	if (i > 0) {
+		memmove(l->lossq, l->lossq + i, (l->nlossq - i) *
+		    sizeof(l->lossq[0]));
+		l->nlossq -= i;
+	}
+	return l->loss_reached;
+}
+
 static int
 live_next(struct weir_input *in, struct weir_pkt *pkts, unsigned max)
 {
@@ -612,6 +705,7 @@ live_next(struct weir_input *in, struct weir_pkt *pkts, unsigned max)
 	struct tpacket_block_desc *bd;
 	struct live_frame f;
 	uint32_t head, status;
+	uint64_t stop_at;
 	unsigned k = 0;
 
 	if (l == NULL || l->map == NULL)
@@ -622,7 +716,11 @@ live_next(struct weir_input *in, struct weir_pkt *pkts, unsigned max)
 	if (l->sockerr)
 		return weir_seterr(&in->err, -l->sockerr, "interface '%s': "
 		    "capture stopped: %s", l->ifname, strerror(l->sockerr));
+	stop_at = loss_next(l, in->pkts);
 	while (k < max) {
+		/* A batch ends where drops lie: outputs see the boundary. */
+		if (in->pkts + k == stop_at)
+			break;
 		if (!l->open) {
 			if (l->nrel >= l->nblocks)
 				break;	/* every block is held */
@@ -631,6 +729,18 @@ live_next(struct weir_input *in, struct weir_pkt *pkts, unsigned max)
 			    __ATOMIC_ACQUIRE);
 			if (!(status & TP_STATUS_USER))
 				break;
+			if ((status & TP_STATUS_LOSING) && !l->st.stopped) {
+				/*
+				 * The kernel dropped packets since the last
+				 * PACKET_STATISTICS read and before this
+				 * block: read them now, placing them here
+				 * (a new batch starts with this block).
+				 */
+				if (k > 0)
+					break;
+				(void)weir_live_update(in);
+				stop_at = loss_next(l, in->pkts);
+			}
 			l->st.blocks++;
 			if (live_block_parse((const uint8_t *)bd, l->bsize,
 			    &l->blk) < 0) {
@@ -740,6 +850,8 @@ weir_live_update(struct weir_input *in)
 		return -errno;
 	l->st.kernel_received += ts.tp_packets;
 	l->st.kernel_dropped += ts.tp_drops;
+	if (ts.tp_drops > 0)
+		loss_place(in, l, ts.tp_drops);
 	l->st.kernel_freeze_q += ts.tp_freeze_q_cnt;
 	return 0;
 }
