@@ -176,6 +176,30 @@ if command -v setcap >/dev/null 2>&1; then
 	else
 		fail "nobody with the file capability captures" "$(cat "$BERR")"
 	fi
+	# the same with threads started while the capabilities are held
+	# (flowpcap writers, the metadata hasher): each starts by emptying
+	# its own sets (weir_thread_start), as capset acts on one thread
+	cat >"$T/threads.json" <<EOF2
+{"name": "fcap-threads",
+ "outputs": [{"type": "pcap", "path": "$OUT/fcapt.pcap", "metadata": true},
+	     {"type": "flowpcap", "dir": "$OUT/fcapt-flows", "protocols": ["tcp", "udp"]}]}
+EOF2
+	if bg_start fcapt "${AS_NOBODY[@]}" "$BIN/weir-capture-fcap" -v \
+	    --config "$T/threads.json" -i "$IFC" --summary "$OUT/fcapt.sum"; then
+		r=$(procs "$BPID" "$NUID" "$NGID" 2)
+		case $r in
+		ok\ 1) fail "file capability with threads: threads were started" "$r" ;;
+		ok*) pass "file capability, run as nobody, with writer threads: no capability in any thread ($r)" ;;
+		*) fail "file capability, run as nobody, with writer threads: no capability in any thread" "$r" ;;
+		esac
+		replay "$TR"
+		sleep 0.3
+		bg_stop fcapt
+		is "$BRC" 0 "file capability with threads: exits 0 on SIGTERM"
+		is "$(npkts "$OUT/fcapt.pcap")" "$SENT" "file capability with threads: every packet sent is in the file"
+	else
+		fail "nobody with the file capability and threads captures" "$(cat "$BERR")"
+	fi
 else
 	fail "setcap is installed (libcap2-bin, scripts/install-deps.sh)"
 fi

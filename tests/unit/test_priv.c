@@ -267,6 +267,56 @@ c_thread_caps(int fd)
 	say(fd, buf);
 }
 
+/*
+ * A thread started before a --user switch: it must not block the
+ * switch (glibc runs setgroups/setresuid in every thread and aborts if
+ * one is refused) and ends with nothing, like the main thread.
+ */
+static pthread_mutex_t tu_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t tu_cv = PTHREAD_COND_INITIALIZER;
+static int tu_go;
+
+static void *
+thread_wait_report(void *arg)
+{
+	pthread_mutex_lock(&tu_mu);
+	while (!tu_go)
+		pthread_cond_wait(&tu_cv, &tu_mu);
+	pthread_mutex_unlock(&tu_mu);
+	thread_report(arg);
+	snprintf((char *)arg + strlen(arg), 40, " uid %d", (int)getuid());
+	return NULL;
+}
+
+static void
+c_thread_user(int fd)
+{
+	struct weir_priv_conf c = { "nobody", WEIR_SECCOMP_KILL,
+	    WEIR_PRIV_CAPTURE };
+	struct weir_err err = { "" };
+	char buf[300], t1[240] = "";
+	pthread_t th;
+
+	if (weir_priv_prepare(&c, 1, &err) < 0) {
+		say(fd, err.msg);
+		_exit(3);
+	}
+	if (weir_thread_start(&th, "weir-t3", thread_wait_report, t1) < 0)
+		_exit(4);
+	if (weir_priv_drop(&c, &err) < 0) {
+		say(fd, err.msg);
+		_exit(3);
+	}
+	pthread_mutex_lock(&tu_mu);
+	tu_go = 1;
+	pthread_cond_signal(&tu_cv);
+	pthread_mutex_unlock(&tu_mu);
+	pthread_join(th, NULL);
+	snprintf(buf, sizeof(buf), "%s; main uid %d capprm %llx\n", t1,
+	    (int)getuid(), status_field("CapPrm"));
+	say(fd, buf);
+}
+
 /* A user name while not root is refused. */
 static void
 c_user_not_root(int fd)
@@ -347,6 +397,12 @@ main(void)
 	    "capeff 0") != NULL,
 	    "threads start without capabilities while the opener holds "
 	    "CAP_NET_RAW|CAP_NET_ADMIN, and under the filter (status %#x, '%s')", st, out);
+	st = child(c_thread_user, out, sizeof(out));
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0 &&
+	    strstr(out, "thread weir-t3 capprm 0 capeff 0 uid 65534; main "
+	    "uid 65534 capprm 0") != NULL,
+	    "a thread started before --user nobody lets the switch through "
+	    "and ends with no capability (status %#x, '%s')", st, out);
 	st = child(c_user_not_root, out, sizeof(out));
 	ok(WIFEXITED(st) && strstr(out, "refused") != NULL,
 	    "--user while not root is refused ('%s')", out);

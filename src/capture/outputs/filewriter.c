@@ -36,6 +36,7 @@
 #include <zstd.h>
 
 #include "weir/log.h"
+#include "weir/priv.h"
 #include "capture/outputs/filewriter.h"
 
 #define NS		1000000000ULL
@@ -348,7 +349,7 @@ hasher_start(struct weir_filewriter *fw)
 		pthread_mutex_destroy(&fw->hmu);
 		goto fail;
 	}
-	if (pthread_create(&fw->hth, NULL, hasher_main, fw) != 0) {
+	if (weir_thread_start(&fw->hth, "weir-hasher", hasher_main, fw) != 0) {
 		pthread_cond_destroy(&fw->hcv);
 		pthread_mutex_destroy(&fw->hmu);
 		goto fail;

@@ -7,7 +7,7 @@
  * the process held at that moment, CAP_NET_RAW included, after the main
  * thread dropped everything (a process with file capabilities that does
  * not change user).  None of these threads opens a socket: each empties
- * its own sets first, and weir_thread_start() returns only once it has,
+ * its own sets first (but for what a coming user switch needs), and weir_thread_start() returns only once it has,
  * so no thread runs Weir code with a capability, whether it got going
  * before or after the seccomp filter (which allows capget/capset).
  */
@@ -17,6 +17,7 @@
 #include <linux/capability.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,21 +34,32 @@ struct start {
 	int		 rc;		/* its capset result, -errno */
 };
 
-/* Empty the calling thread's capability sets if it has any. */
+/*
+ * Empty the calling thread's capability sets, but for CAP_SETUID and
+ * CAP_SETGID if it has them: those are there only when a --user switch
+ * is to come (weir_priv_prepare keeps them for it), and glibc carries
+ * setgroups/setresgid/setresuid out in every thread, aborting the
+ * process if one thread is refused.  Leaving uid 0 then clears them
+ * (and everything else) in every thread.
+ */
 int
 weir_thread_drop_caps(void)
 {
 	struct __user_cap_header_struct h;
 	struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+	uint32_t keep;
 
 	memset(&h, 0, sizeof(h));
 	h.version = _LINUX_CAPABILITY_VERSION_3;
 	if (syscall(SYS_capget, &h, d) < 0)
 		return -errno;
-	if ((d[0].permitted | d[1].permitted | d[0].effective |
-	    d[1].effective | d[0].inheritable | d[1].inheritable) == 0)
+	keep = d[0].permitted & (1u << CAP_SETUID | 1u << CAP_SETGID);
+	if (d[0].permitted == keep && d[0].effective == keep &&
+	    (d[1].permitted | d[1].effective | d[0].inheritable |
+	    d[1].inheritable) == 0)
 		return 0;
 	memset(d, 0, sizeof(d));
+	d[0].permitted = d[0].effective = keep;
 	if (syscall(SYS_capset, &h, d) < 0)
 		return -errno;
 	return 0;
