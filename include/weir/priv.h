@@ -100,7 +100,9 @@ int	weir_priv_seccomp(int mode, int profile, struct weir_err *err);
 
 /*
  * Start a thread (named, if name is not NULL: at most 15 bytes) that
- * first empties its own capability sets; returns once it has, 0 or a
+ * first empties its own capability sets (keeping only CAP_SETUID and
+ * CAP_SETGID if it has them, for glibc's per-thread part of a coming
+ * --user switch, which then clears them); returns once it has, 0 or a
  * negative errno (then the thread did not run fn and is joined).  Every
  * thread of weir-capture and weir-tap is started this way.
  */
