@@ -146,4 +146,87 @@ else
 	done
 fi
 
+# --- weir-tap: a stalled tenant's ring overflows -------------------------
+# The trace comes through a FIFO we feed, so the order of events is ours
+# (as in tap.sh): the tenant is stopped after the first records, 10 MB
+# more are fed into its 4 MiB ring (the rest is dropped and counted as
+# ring drops), it is let go and drains its ring, then one more copy of
+# the trace (C, later times) is fed: C must open a new file with reason
+# "loss" behind it and the ring drops recorded as its lost_before_ring.
+TAPBIN="$(dirname "$WEIR")/weir-tap"
+IN="$B"
+# shifted K: the records of IN with K * 100000 s added to their times
+shifted()
+{
+	tail -c +25 "$IN" | python3 -c '
+import sys, struct
+k = int(sys.argv[1]); d = sys.stdin.buffer.read(); o = 0; out = bytearray()
+while o + 16 <= len(d):
+    s, us, cl, wl = struct.unpack_from("<IIII", d, o)
+    out += struct.pack("<IIII", s + 100000 * k, us, cl, wl) + d[o + 16:o + 16 + cl]
+    o += 16 + cl
+sys.stdout.buffer.write(out)' "$1"
+}
+mkdir -p "$T/tr"
+{ head -c 24 "$IN"; shifted 4; } >"$T/c.pcap"
+NC=$(npkts "$T/c.pcap")
+cat >"$T/slow.json" <<EOF
+{"name": "slow", "stages": [{"type": "filter", "expr": ""}],
+ "outputs": [{"type": "pcap", "path": "$T/tr/slow.pcap",
+              "rotate": {"on_loss": true}}]}
+EOF
+mkfifo "$T/fifo"
+"$TAPBIN" -q -r "$T/fifo" --ring-size 4 --summary "$T/tap.sum" \
+    --tenant-summaries "$T/tr" "$T/slow.json" 2>"$T/tap.err" &
+TP=$!
+exec 5>"$T/fifo"
+head -c 4096 "$IN" >&5
+SLOW=""
+for _ in $(seq 1 200); do
+	SLOW=$(pgrep -f "$T/tr/slow.summary.json" || true)
+	[ -n "$SLOW" ] && break
+	sleep 0.05
+done
+[ -n "$SLOW" ] && kill -STOP "$SLOW"
+tail -c +4097 "$IN" >&5
+for k in 1 2 3; do shifted "$k"; done >&5
+# let the tenant go and wait until its hidden file stops growing (it
+# has drained its ring), then feed C
+[ -n "$SLOW" ] && kill -CONT "$SLOW"
+last=-1
+for _ in $(seq 1 100); do
+	cur=$(stat -c %s "$T"/tr/.slow*.part 2>/dev/null | head -n 1)
+	[ -n "$cur" ] && [ "$cur" = "$last" ] && break
+	last=$cur
+	sleep 0.2
+done
+tail -c +25 "$T/c.pcap" >&5
+exec 5>&-
+wait "$TP"
+is "$?" 0 "weir-tap exits 0 ($(head -c 300 "$T/tap.err"))"
+sanitizer_clean "$T/tap.err" "weir-tap loss rotation" || true
+sd=$(jget "$T/tap.sum" "j['tenants'][0]['ring_full_drops']")
+sw=$(jget "$T/tap.sum" "j['tenants'][0]['written']")
+[ "$sd" -gt 0 ] 2>/dev/null && pass "the stalled tenant's ring overflowed: $sd ring drops" ||
+    fail "ring drops while the tenant was stopped" "ring_full_drops '$sd'"
+python3 - "$T/tr" >"$T/tfiles.txt" <<'PY'
+import glob, json, sys
+docs = [json.load(open(f)) for f in glob.glob(sys.argv[1] + "/*.meta.json")]
+for j in sorted(docs, key=lambda j: j["sequence"]):
+    print(j["file"], j["reason"], j["packets"], j["lost_before"],
+          j["lost_before_kernel"], j["lost_before_ring"], j["lost_within"],
+          j.get("lost_after", "-"))
+PY
+sed 's/^/# /' "$T/tfiles.txt"
+is "$(awk '{ r = r $2 " " } END { print r }' "$T/tfiles.txt")" "loss end " \
+    "tenant: two files, the first closed for 'loss', the second at the end"
+is "$(awk 'NR == 2 { print $4, $5, $6, $7, $8 }' "$T/tfiles.txt")" "$sd 0 $sd 0 0" \
+    "tenant: the second file's lost_before is the $sd ring drops, all ring; none within or after"
+is "$(awk '{ n += $3 } END { print n }' "$T/tfiles.txt")" "$sw" \
+    "tenant: the files hold what its ring carried ($sw)"
+F2=$(awk 'NR == 2 { print $1 }' "$T/tfiles.txt")
+listing "$T/c.pcap" >"$T/wantc.txt"
+listing "$T/tr/$F2" >"$T/gotc.txt" 2>/dev/null
+same_file "$T/gotc.txt" "$T/wantc.txt" "tenant: the second file is exactly C ($NC packets fed after the drain)"
+
 done_testing
