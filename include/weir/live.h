@@ -83,6 +83,8 @@ struct weir_live_stats {
 	uint64_t	blocks;			/* blocks read */
 	uint64_t	bad_frames;		/* bad headers seen */
 	uint64_t	frames_skipped;		/* frames lost to them */
+	uint64_t	before_start;		/* stamped before the start
+						   (weir_live_set_start) */
 	uint64_t	ring_unread;		/* see above */
 	uint64_t	vlan_reinserted;	/* tags put back in place */
 	uint64_t	ts_hardware;		/* packets with a NIC stamp */
@@ -128,6 +130,17 @@ int	weir_live_wait(struct weir_input *const *v, unsigned n,
 int	weir_live_update(struct weir_input *in);
 /* Copy the totals (no system call). */
 void	weir_live_stats(const struct weir_input *in, struct weir_live_stats *s);
+/*
+ * The capture starts at ns (CLOCK_REALTIME): frames the kernel stamped
+ * earlier are discarded and counted (before_start).  weir-capture
+ * --workers sets it, on every worker's sockets, to the time the last
+ * one joined the fanout group: a socket must be bound before it can
+ * join, and what it receives in between also reaches the group, so
+ * without this a packet arriving during start-up could be captured
+ * twice.  Software timestamps only: -WEIR_EUNSUPP with hardware ones.
+ */
+int	weir_live_set_start(struct weir_input *in, uint64_t ns);
+
 /*
  * Of kernel_dropped, the drops that lie before packet number pos of
  * this input (packets counted from 0 in the order handed out); pos must

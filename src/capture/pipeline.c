@@ -366,7 +366,7 @@ inst_stats(struct weir_inst *x, json_t *o)
  * resets them; the input accumulates).  Invariant, checked by
  * tests/integration/live.sh:
  *   kernel_received = kernel_dropped + packets + read_ahead
- *                     + frames_skipped + ring_unread
+ *                     + frames_skipped + before_start + ring_unread
  */
 static json_t *
 live_stats(struct weir_pipeline *pl, unsigned i)
@@ -389,6 +389,8 @@ live_stats(struct weir_pipeline *pl, unsigned i)
 	    "ring_unread", (json_int_t)ls.ring_unread,
 	    "bad_frames", (json_int_t)ls.bad_frames,
 	    "frames_skipped", (json_int_t)ls.frames_skipped);
+	json_object_set_new(x, "before_start",
+	    json_integer((json_int_t)ls.before_start));
 	json_object_set_new(x, "blocks", json_integer((json_int_t)ls.blocks));
 	json_object_set_new(x, "vlan_reinserted",
 	    json_integer((json_int_t)ls.vlan_reinserted));

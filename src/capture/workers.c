@@ -439,6 +439,7 @@ weir_workers_run(json_t *exp, const struct weir_workers_conf *c,
 	json_t *e, *o, *tot = NULL, *sums[WEIR_WORKERS_MAX];
 	int fanout[WEIR_MAX_INPUTS];
 	char name[24];
+	struct timespec now;
 	sigset_t old;
 	unsigned i, n = c->n;
 	size_t k;
@@ -486,6 +487,23 @@ weir_workers_run(json_t *exp, const struct weir_workers_conf *c,
 			    n);
 		}
 	}
+	/*
+	 * The capture starts now that every socket is in its group: what
+	 * a socket received between its bind and its join also went to
+	 * the group, so frames stamped earlier are discarded and counted
+	 * (before_start) rather than captured twice.
+	 */
+	clock_gettime(CLOCK_REALTIME, &now);
+	for (i = 0; i < n; i++)
+		for (k = 0; k < ws[i].pl.ninputs; k++)
+			if (weir_live_is(&ws[i].pl.inputs[k]) &&
+			    weir_live_set_start(&ws[i].pl.inputs[k],
+			    (uint64_t)now.tv_sec * 1000000000u +
+			    (uint64_t)now.tv_nsec) < 0 && i == 0)
+				log_info("interface '%s': hardware time "
+				    "stamps: packets arriving while the "
+				    "workers join may be captured twice",
+				    ws[0].pl.inputs[k].path);
 	/* Every socket and output file is open (docs/privileges.md). */
 	if ((rc = weir_priv_drop(c->priv, &err)) < 0) {
 		log_err("cannot drop privileges: %s", err.msg);

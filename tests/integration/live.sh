@@ -45,7 +45,7 @@ bad = []
 for i in s["inputs"]:
     lhs = i["kernel_received"]
     rhs = (i["kernel_dropped"] + i["packets"] + i["read_ahead"] +
-           i["frames_skipped"] + i["ring_unread"])
+           i["frames_skipped"] + i.get("before_start", 0) + i["ring_unread"])
     if lhs != rhs:
         bad.append("%s: received %d != %d" % (i["interface"], lhs, rhs))
     if i["bad_frames"]:

@@ -109,7 +109,7 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 i = s["inputs"][0]
 rhs = (i["kernel_dropped"] + i["packets"] + i["read_ahead"] +
-       i["frames_skipped"] + i["ring_unread"])
+       i["frames_skipped"] + i.get("before_start", 0) + i["ring_unread"])
 print("ok" if i["kernel_received"] == rhs and s["read"] == i["packets"]
       else "received %d != %d" % (i["kernel_received"], rhs))
 EOF

@@ -408,6 +408,83 @@ test_ring(void)
 	ok(st.kernel_received == 11, "filter: the kernel counted only what "
 	    "passed (%llu)", (unsigned long long)st.kernel_received);
 	weir_live_close(&in2);
+
+	/*
+	 * Two sockets in a new fanout group, as weir-capture --workers
+	 * makes them: each frame reaches one of them.  Frames stamped
+	 * before the start (weir_live_set_start) are discarded and
+	 * counted: the 10 sent before it, none of the 10 after.
+	 */
+	c.filter = NULL;
+	c.fanout = WEIR_LIVE_FANOUT_NEW;
+	rc = weir_live_open(&in, &c, 2, &ifaces, &err);
+	ok(rc == 0 && weir_live_fanout(&in) >= 0, "fanout: a new group "
+	    "(%d) (%s)", rc == 0 ? weir_live_fanout(&in) : -1, err.msg);
+	if (rc < 0)
+		return;
+	c.fanout = weir_live_fanout(&in);
+	rc = weir_live_open(&in2, &c, 3, &ifaces, &err);
+	ok(rc == 0 && weir_live_fanout(&in2) == c.fanout,
+	    "fanout: a second socket joins it (%s)", err.msg);
+	if (rc < 0)
+		return;
+	for (i = 0; i < 20; i++)
+		mkframe(i, 0x88b5, 0);
+	ok(send_all(fd, ifindex, 0, 10) == 0, "fanout: 10 sent before the "
+	    "start");
+	usleep(2000);
+	t0 = weir_live_now();
+	ok(weir_live_set_start(&in, t0) == 0 &&
+	    weir_live_set_start(&in2, t0) == 0, "fanout: start set");
+	ok(send_all(fd, ifindex, 10, 20) == 0, "fanout: 10 sent after");
+	usleep(20000);
+	{
+		static struct weir_pkt g2[NSEND];
+		struct weir_live_stats st2;
+		unsigned n2, seen[20] = { 0 }, twice = 0, miss = 0, j, k;
+
+		n = read_n(&in, got, 10, NSEND, &calls);
+		n2 = read_n(&in2, g2, 10 - n, NSEND, &calls);
+		for (j = 0; j < n + n2; j++) {
+			struct weir_pkt *q = j < n ? &got[j] : &g2[j - n];
+
+			for (k = 0; k < 20; k++)
+				if (q->caplen == flen[k] &&
+				    memcmp(q->data, frames[k], flen[k]) == 0)
+					seen[k]++;
+		}
+		for (k = 0; k < 20; k++) {
+			if (seen[k] > 1)
+				twice++;
+			if ((k >= 10) != (seen[k] == 1))
+				miss++;
+		}
+		ok(n + n2 == 10 && twice == 0 && miss == 0, "fanout: the 10 "
+		    "sent after the start, each once (%u + %u read, %u twice, "
+		    "%u wrong)", n, n2, twice, miss);
+		free_got(got, n);
+		free_got(g2, n2);
+		weir_live_stop(&in);
+		weir_live_stop(&in2);
+		while (weir_input_next(&in, got, NSEND) > 0)
+			;
+		while (weir_input_next(&in2, got, NSEND) > 0)
+			;
+		weir_live_stats(&in, &st);
+		weir_live_stats(&in2, &st2);
+		ok(st.before_start + st2.before_start == 10 &&
+		    st.kernel_received + st2.kernel_received == 20 &&
+		    st.ring_unread + st2.ring_unread == 0,
+		    "fanout: before_start %llu + %llu = 10, received %llu + "
+		    "%llu = 20, nothing unaccounted",
+		    (unsigned long long)st.before_start,
+		    (unsigned long long)st2.before_start,
+		    (unsigned long long)st.kernel_received,
+		    (unsigned long long)st2.kernel_received);
+	}
+	weir_live_close(&in);
+	weir_live_close(&in2);
+	c.fanout = -1;
 	close(fd);
 
 	/* Errors name the interface. */

@@ -62,6 +62,11 @@
 
 #define LOSSQ	8	/* loss positions waiting for the reader */
 
+/* Linux 6.9; Debian 12's headers predate it. */
+#ifndef PACKET_FANOUT_FLAG_IGNORE_OUTGOING
+#define PACKET_FANOUT_FLAG_IGNORE_OUTGOING	0x4000
+#endif
+
 struct live {
 	struct weir_live_conf conf;
 	char		 ifname[IF_NAMESIZE];
@@ -83,6 +88,8 @@ struct live {
 	uint64_t	 drain_end;	/* CLOCK_MONOTONIC deadline, ns */
 	int		 drained;
 	int		 fanout_id;	/* group joined, -1 = none */
+	uint64_t	 start_ns;	/* frames stamped before: discarded,
+					   counted (weir_live_set_start) */
 	struct weir_live_stats st;
 	/*
 	 * Where the kernel's drops lie in the packet sequence: drops
@@ -508,12 +515,32 @@ weir_live_open(struct weir_input *in, const struct weir_live_conf *c,
 		 * the reassembled datagram instead of the fragments on the
 		 * wire, and an incomplete set not at all (docs/live.md).
 		 */
+		unsigned flags = PACKET_FANOUT_HASH;
+
+		if (c->fanout < 0)
+			flags |= PACKET_FANOUT_FLAG_UNIQUEID;
+		/*
+		 * On lo the group, not the member, decides whether outgoing
+		 * packets are delivered (PACKET_IGNORE_OUTGOING above only
+		 * covers a socket of its own): ask the group (Linux 6.9).
+		 */
+		if (l->arphrd == ARPHRD_LOOPBACK)
+			flags |= PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
 		v = (int)((c->fanout >= 0 ? (unsigned)c->fanout & 0xffffu :
-		    (unsigned)PACKET_FANOUT_FLAG_UNIQUEID << 16) |
-		    (unsigned)PACKET_FANOUT_HASH << 16);
-		if (setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &v,
-		    sizeof(v)) < 0) {
-			rc = lerr(err, l, -errno, "cannot join fanout group");
+		    0) | flags << 16);
+		rc = setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &v,
+		    sizeof(v)) < 0 ? -errno : 0;
+		if (rc == -EINVAL &&
+		    (flags & PACKET_FANOUT_FLAG_IGNORE_OUTGOING)) {
+			log_warn("interface '%s': this kernel's fanout groups "
+			    "cannot ignore outgoing packets: each packet "
+			    "appears twice", l->ifname);
+			v &= ~(int)(PACKET_FANOUT_FLAG_IGNORE_OUTGOING << 16);
+			rc = setsockopt(fd, SOL_PACKET, PACKET_FANOUT, &v,
+			    sizeof(v)) < 0 ? -errno : 0;
+		}
+		if (rc < 0) {
+			rc = lerr(err, l, rc, "cannot join fanout group");
 			goto fail;
 		}
 		l->fanout_id = c->fanout;
@@ -680,6 +707,20 @@ put:
 	l->nlossq++;
 }
 
+int
+weir_live_set_start(struct weir_input *in, uint64_t ns)
+{
+	struct live *l = in->priv;
+
+	if (!weir_live_is(in))
+		return -EINVAL;
+	if (l->st.hw_timestamps)
+		/* The NIC's clock is not the one ns comes from. */
+		return -WEIR_EUNSUPP;
+	l->start_ns = ns;
+	return 0;
+}
+
 uint64_t
 weir_live_lost_before(struct weir_input *in, uint64_t pos)
 {
@@ -766,6 +807,13 @@ live_next(struct weir_input *in, struct weir_pkt *pkts, unsigned max)
 			block_done(l);
 			continue;
 		}
+		if (l->start_ns != 0 &&
+		    (uint64_t)f.sec * NS + f.nsec < l->start_ns) {
+			l->st.before_start++;
+			l->pk_i++;
+			l->pk_off = f.next;
+			continue;
+		}
 		fill(l, &pkts[k], &f);
 		in->bytes += pkts[k].caplen;
 		k++;
@@ -779,10 +827,11 @@ live_next(struct weir_input *in, struct weir_pkt *pkts, unsigned max)
 		return -EAGAIN;
 	/* Stopped: done once every counted packet is out, or at the end. */
 	if (l->st.kernel_received > l->st.kernel_dropped +
-	    l->st.frames_skipped + in->pkts)
+	    l->st.frames_skipped + l->st.before_start + in->pkts)
 		(void)weir_live_update(in);
 	if (l->st.kernel_received <= l->st.kernel_dropped +
-	    l->st.frames_skipped + in->pkts || mono_now() >= l->drain_end) {
+	    l->st.frames_skipped + l->st.before_start + in->pkts ||
+	    mono_now() >= l->drain_end) {
 		l->drained = 1;
 		return 0;
 	}
@@ -866,7 +915,8 @@ weir_live_stats(const struct weir_input *in, struct weir_live_stats *s)
 	if (!weir_live_is(in))
 		return;
 	*s = l->st;
-	out = s->kernel_dropped + s->frames_skipped + in->pkts;
+	out = s->kernel_dropped + s->frames_skipped + s->before_start +
+	    in->pkts;
 	s->ring_unread = s->stopped && s->kernel_received > out ?
 	    s->kernel_received - out : 0;
 }
