@@ -685,16 +685,7 @@ ring_loss_sample(struct weir_pipeline *pl)
 		weir_ring_input_counts(&pl->inputs[i], &c);
 		if (c.full_drops <= r->seen)
 			continue;
-		if (r->nq > 0 && (r->nq == WEIR_LOSSQ ||
-		    r->pos[r->nq - 1] >= c.written)) {
-			/* join the last position (or move it later) */
-			if (c.written > r->pos[r->nq - 1])
-				r->pos[r->nq - 1] = c.written;
-			r->n[r->nq - 1] += c.full_drops - r->seen;
-		} else {
-			r->pos[r->nq] = c.written;
-			r->n[r->nq++] = c.full_drops - r->seen;
-		}
+		weir_lossq_put(&r->q, c.written, c.full_drops - r->seen);
 		r->seen = c.full_drops;
 	}
 }
@@ -703,17 +694,16 @@ ring_loss_sample(struct weir_pipeline *pl)
 static unsigned
 ring_loss_cap(const struct weir_pipeline *pl, unsigned max)
 {
-	const struct weir_ringloss *r;
-	uint64_t used;
+	uint64_t used, next;
 	unsigned i;
 
 	for (i = 0; i < pl->ninputs; i++) {
 		if (!weir_ring_input_is(&pl->inputs[i]))
 			continue;
-		r = &pl->rloss[i];
 		used = pl->merge.src[i].used;
-		if (r->nq > 0 && r->pos[0] > used && r->pos[0] - used < max)
-			max = (unsigned)(r->pos[0] - used);
+		next = weir_lossq_next(&pl->rloss[i].q, used);
+		if (next - used < max)
+			max = (unsigned)(next - used);
 	}
 	return max;
 }
@@ -725,10 +715,9 @@ ring_loss_cap(const struct weir_pipeline *pl, unsigned max)
 static void
 loss_refresh(struct weir_pipeline *pl, const uint64_t *pos)
 {
-	struct weir_ringloss *r;
 	struct weir_input *in;
 	uint64_t k = 0, g = 0, at;
-	unsigned i, j;
+	unsigned i;
 
 	for (i = 0; i < pl->ninputs; i++) {
 		in = &pl->inputs[i];
@@ -737,18 +726,8 @@ loss_refresh(struct weir_pipeline *pl, const uint64_t *pos)
 			k += weir_live_lost_before(in, at);
 			continue;
 		}
-		if (!weir_ring_input_is(in))
-			continue;
-		r = &pl->rloss[i];
-		for (j = 0; j < r->nq && r->pos[j] <= at; j++)
-			r->reached += r->n[j];
-		if (j > 0) {
-			memmove(r->pos, r->pos + j, (r->nq - j) *
-			    sizeof(r->pos[0]));
-			memmove(r->n, r->n + j, (r->nq - j) * sizeof(r->n[0]));
-			r->nq -= j;
-		}
-		g += r->reached;
+		if (weir_ring_input_is(in))
+			g += weir_lossq_reached(&pl->rloss[i].q, at);
 	}
 	pl->loss.kernel = k;
 	pl->loss.ring = g;

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "weir/input.h"
+#include "weir/lossq.h"
 #include "weir/module.h"
 
 #define WEIR_MAX_INPUTS		64
@@ -56,12 +57,9 @@ struct weir_merge {
  * (pipeline.c): the producer drops only when the ring is full, so drops
  * first seen while it had written `pos` records lie at or before pos.
  */
-#define WEIR_LOSSQ	8
 struct weir_ringloss {
 	uint64_t	 seen;		/* full_drops placed so far */
-	uint64_t	 reached;	/* of those, before the packets used */
-	uint64_t	 pos[WEIR_LOSSQ], n[WEIR_LOSSQ];
-	unsigned	 nq;
+	struct weir_lossq q;		/* where they lie */
 };
 
 struct weir_pipeline {

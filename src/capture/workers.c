@@ -311,12 +311,6 @@ worker_main(void *arg)
 	return NULL;
 }
 
-static uint64_t
-mono(void)
-{
-	return weir_mono_ns();
-}
-
 static void
 nap(long ms)
 {
@@ -347,7 +341,7 @@ status_gather(struct worker *ws, unsigned n, const char *why)
 		pthread_mutex_unlock(&ws[i].mu);
 		ws[i].status_flag = 1;
 	}
-	end = mono() + STATUS_WAIT_NS;
+	end = weir_mono_ns() + STATUS_WAIT_NS;
 	do {
 		ready = 0;
 		for (i = 0; i < n; i++) {
@@ -358,7 +352,7 @@ status_gather(struct worker *ws, unsigned n, const char *why)
 		if (ready == n)
 			break;
 		nap(2);
-	} while (mono() < end);
+	} while (weir_mono_ns() < end);
 	for (i = 0; i < n; i++) {
 		pthread_mutex_lock(&ws[i].mu);
 		sums[i] = json_incref(ws[i].final != NULL ? ws[i].final :
@@ -397,7 +391,7 @@ supervise(struct worker *ws, unsigned n, const struct weir_workers_conf *c)
 
 	every = c->status_fd >= 0 ? (uint64_t)(c->status_iv < 0 ? 1 :
 	    c->status_iv) * 1000000000ull : 0;
-	next = mono() + every;
+	next = weir_mono_ns() + every;
 	for (;;) {
 		done = failed = 0;
 		for (i = 0; i < n; i++) {
@@ -417,7 +411,7 @@ supervise(struct worker *ws, unsigned n, const struct weir_workers_conf *c)
 		}
 		nap(MAIN_POLL_MS);
 		why = NULL;
-		now = mono();
+		now = weir_mono_ns();
 		if (*c->status_req) {
 			*c->status_req = 0;
 			why = "signal";
@@ -425,7 +419,7 @@ supervise(struct worker *ws, unsigned n, const struct weir_workers_conf *c)
 			why = "interval";
 		if (why != NULL) {
 			status_gather(ws, n, why);
-			next = mono() + every;
+			next = weir_mono_ns() + every;
 		}
 	}
 }

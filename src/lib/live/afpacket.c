@@ -41,6 +41,7 @@
 #include <pcap/pcap.h>
 
 #include "weir/live.h"
+#include "weir/lossq.h"
 #include "weir/log.h"
 #include "lib/live/ring.h"
 
@@ -60,7 +61,6 @@
 #define DRAIN_SLACK_NS	(500ull * 1000000)
 #define HORIZON_SLACK_NS (20ull * 1000000)
 
-#define LOSSQ	8	/* loss positions waiting for the reader */
 
 /* Linux 6.9; Debian 12's headers predate it. */
 #ifndef PACKET_FANOUT_FLAG_IGNORE_OUTGOING
@@ -96,12 +96,7 @@ struct live {
 	 * counted by a PACKET_STATISTICS read wait in lossq until the
 	 * packets before them are handed out (weir_live_lost_before).
 	 */
-	struct {
-		uint64_t pos;		/* before packet number pos */
-		uint64_t n;		/* drops */
-	}		 lossq[LOSSQ];
-	unsigned	 nlossq;
-	uint64_t	 loss_reached;	/* drops popped from lossq */
+	struct weir_lossq lossq;
 };
 
 static int	live_next(struct weir_input *, struct weir_pkt *, unsigned);
@@ -645,18 +640,6 @@ fill(struct live *l, struct weir_pkt *p, const struct live_frame *f)
 	}
 }
 
-/* The first queued loss position after pos, or UINT64_MAX. */
-static uint64_t
-loss_next(const struct live *l, uint64_t pos)
-{
-	unsigned i;
-
-	for (i = 0; i < l->nlossq; i++)
-		if (l->lossq[i].pos > pos)
-			return l->lossq[i].pos;
-	return UINT64_MAX;
-}
-
 /*
  * Place n drops just counted by PACKET_STATISTICS.  The kernel drops only
  * when every block is the reader's, and it marks each block it closes
@@ -691,20 +674,7 @@ loss_place(struct weir_input *in, struct live *l, uint64_t n)
 			pos += b.num_pkts;
 	}
 put:
-	if (l->nlossq > 0 && l->lossq[l->nlossq - 1].pos >= pos) {
-		/* Not later than the last one: join it (it only grows). */
-		l->lossq[l->nlossq - 1].n += n;
-		return;
-	}
-	if (l->nlossq == LOSSQ) {
-		/* Full: the last entry moves later rather than be lost. */
-		l->lossq[LOSSQ - 1].pos = pos;
-		l->lossq[LOSSQ - 1].n += n;
-		return;
-	}
-	l->lossq[l->nlossq].pos = pos;
-	l->lossq[l->nlossq].n = n;
-	l->nlossq++;
+	weir_lossq_put(&l->lossq, pos, n);
 }
 
 int
@@ -725,18 +695,10 @@ uint64_t
 weir_live_lost_before(struct weir_input *in, uint64_t pos)
 {
 	struct live *l = in->priv;
-	unsigned i = 0;
 
 	if (!weir_live_is(in))
 		return 0;
-	while (i < l->nlossq && l->lossq[i].pos <= pos)
-		l->loss_reached += l->lossq[i++].n;
-	if (i > 0) {
-		memmove(l->lossq, l->lossq + i, (l->nlossq - i) *
-		    sizeof(l->lossq[0]));
-		l->nlossq -= i;
-	}
-	return l->loss_reached;
+	return weir_lossq_reached(&l->lossq, pos);
 }
 
 static int
@@ -757,7 +719,7 @@ live_next(struct weir_input *in, struct weir_pkt *pkts, unsigned max)
 	if (l->sockerr)
 		return weir_seterr(&in->err, -l->sockerr, "interface '%s': "
 		    "capture stopped: %s", l->ifname, strerror(l->sockerr));
-	stop_at = loss_next(l, in->pkts);
+	stop_at = weir_lossq_next(&l->lossq, in->pkts);
 	while (k < max) {
 		/* A batch ends where drops lie: outputs see the boundary. */
 		if (in->pkts + k == stop_at)
@@ -780,7 +742,7 @@ live_next(struct weir_input *in, struct weir_pkt *pkts, unsigned max)
 				if (k > 0)
 					break;
 				(void)weir_live_update(in);
-				stop_at = loss_next(l, in->pkts);
+				stop_at = weir_lossq_next(&l->lossq, in->pkts);
 			}
 			l->st.blocks++;
 			if (live_block_parse((const uint8_t *)bd, l->bsize,
