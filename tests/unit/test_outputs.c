@@ -24,6 +24,7 @@
 #include "weir/module.h"
 #include "weir/pkt.h"
 #include "capture/outputs/filewriter.h"
+#include "../modrun.h"
 #include "../tap.h"
 
 extern const struct weir_module weir_mod_pcap, weir_mod_pcapng,
@@ -128,53 +129,8 @@ tb_add(struct tb *t, uint64_t ts, uint32_t caplen, uint16_t iface,
 	t->b.n++;
 }
 
-struct run {
-	const struct weir_module *m;
-	json_t	*conf;
-	void	*st;
-	struct weir_err err;
-};
-
-static int
-run_open(struct run *r, const struct weir_module *m, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-run_open(struct run *r, const struct weir_module *m, const char *fmt, ...)
-{
-	char buf[2048];
-	json_error_t je;
-	va_list ap;
-	int rc;
-
-	memset(r, 0, sizeof(*r));
-	r->m = m;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if ((r->conf = json_loads(buf, 0, &je)) == NULL) {
-		printf("# bad test json: %s: %s\n", buf, je.text);
-		return -1;
-	}
-	if ((rc = m->check(r->conf, NULL, &r->err)) < 0) {
-		printf("# check: %s\n", r->err.msg);
-		return rc;
-	}
-	if ((rc = m->open(&r->st, r->conf, &env, &r->err)) < 0)
-		printf("# open: %s\n", r->err.msg);
-	return rc;
-}
-
-static int
-run_close(struct run *r)
-{
-	int rc = r->m->close(r->st, &r->err);
-
-	if (rc < 0)
-		printf("# close: %s\n", r->err.msg);
-	json_decref(r->conf);
-	return rc;
-}
+/* the tests open modules against env */
+#define run_open(r, m, ...)	modrun_open((r), (m), &env, __VA_ARGS__)
 
 static uint64_t
 stat_of(struct run *r, const char *name)
